@@ -1,0 +1,159 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is one child process of the control plane.
+type process struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+	// Path is the executable, used to make sure a PID still belongs to the
+	// process that was started before signalling it.
+	Path string `json:"path"`
+	Log  string `json:"log"`
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// startProcess starts bin with args, sending its output to logDir/name.log.
+// A detached process gets a session of its own and outlives this process;
+// otherwise it is killed if this process dies and reaped when it exits.
+func startProcess(name, bin string, args []string, logDir string, detach bool) (*process, error) {
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(logDir, name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s log: %w", name, err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &process{Name: name, PID: cmd.Process.Pid, Path: bin, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	if detach {
+		// Released, not waited for: the process is reparented when this one
+		// exits and is stopped later by PID.
+		_ = cmd.Process.Release()
+		p.cmd = nil
+		close(p.done)
+	} else {
+		go func() {
+			p.err = cmd.Wait()
+			close(p.done)
+		}()
+	}
+	return p, nil
+}
+
+// exited reports whether a process started (and waited for) by this process
+// has ended, with its error.
+func (p *process) exited() (bool, error) {
+	if p.cmd == nil {
+		return !p.alive(), nil
+	}
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// alive reports whether PID still runs the executable that was started.
+func (p *process) alive() bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+	if err == nil {
+		// A zombie has exited; only its parent's wait is missing.
+		if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+	}
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	return argv0 == p.Path
+}
+
+// stop sends SIGTERM, waits up to grace for the process to end, then sends
+// SIGKILL. It only signals the PID if it still runs the same executable.
+func (p *process) stop(grace time.Duration) error {
+	if !p.alive() {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stopping %s (pid %d): %w", p.Name, p.PID, err)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if done, _ := p.exited(); done {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p.alive() {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	if p.cmd != nil {
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, p.PID)
+		}
+	}
+	return nil
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// tail returns the last lines of a log file, for error messages.
+func tail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
