@@ -1,0 +1,93 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/krustlet/krustlet-go/pkg/config"
+)
+
+// newFlagsCommand returns the hidden "flags" command, which prints the flag
+// reference of the root command; `krustlet flags --markdown` generates the
+// README's table.
+func newFlagsCommand() *cobra.Command {
+	var markdown bool
+	cmd := &cobra.Command{
+		Use:    "flags",
+		Short:  "Print every flag with its alias, environment variable and default",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			docs := config.FlagDocs(cmd.Root().LocalFlags())
+			if markdown {
+				return writeMarkdown(cmd.OutOrStdout(), docs)
+			}
+			return writeText(cmd.OutOrStdout(), docs)
+		},
+	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "Print a Markdown table.")
+	return cmd
+}
+
+func writeMarkdown(w io.Writer, docs []config.FlagDoc) error {
+	var b strings.Builder
+	b.WriteString("| Flag | Alias | Environment variable | Default | Description |\n")
+	b.WriteString("|---|---|---|---|---|\n")
+	for _, d := range docs {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n",
+			code(flagNames(d)...), code(dashed(d.Aliases)...), code(d.EnvVars...), code(d.Default), text(d.Usage))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeText(w io.Writer, docs []config.FlagDoc) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tALIAS\tENVIRONMENT\tDEFAULT")
+	for _, d := range docs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.Join(flagNames(d), ", "), strings.Join(dashed(d.Aliases), ", "), strings.Join(d.EnvVars, ", "), d.Default)
+	}
+	return tw.Flush()
+}
+
+func flagNames(d config.FlagDoc) []string {
+	if d.Shorthand != "" {
+		return []string{"-" + d.Shorthand, "--" + d.Name}
+	}
+	return []string{"--" + d.Name}
+}
+
+func dashed(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "--" + n
+	}
+	return out
+}
+
+// code formats values as inline code, separated by commas; empty values
+// are left out.
+func code(values ...string) string {
+	var out []string
+	for _, v := range values {
+		if v != "" {
+			out = append(out, "`"+cell(v)+"`")
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// text escapes prose for a Markdown table cell, where "<data-dir>" would be
+// read as an HTML tag.
+func text(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(cell(s))
+}
+
+// cell escapes text for a Markdown table cell.
+func cell(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ")
+}

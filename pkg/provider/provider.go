@@ -1,0 +1,181 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// Provider runs containers for the core. Every method must be safe for
+// concurrent use: the core calls it from one worker per pod, so calls for
+// different containers overlap freely.
+type Provider interface {
+	// Node describes what the provider adds to the Node object. It is
+	// called once at registration and must not block.
+	Node() NodeInfo
+
+	// PullImage makes image available locally, honouring the pull policy,
+	// and returns what was pulled. It blocks until the image is usable or
+	// ctx ends. Errors wrap ErrImageNeverPull, ErrImagePull or
+	// ErrImageInspect so the core can report the kubelet's reasons; the
+	// message should say what the registry answered.
+	PullImage(ctx context.Context, req PullRequest) (Image, error)
+
+	// StartContainer starts one run of a container and returns at once
+	// with a handle once it runs. An error means it never started; it wraps
+	// ErrCreateContainer (the core reports CreateContainerError) or
+	// ErrStartContainer (RunContainerError).
+	StartContainer(ctx context.Context, cfg ContainerConfig) (Container, error)
+}
+
+// Container is one run of one container. Its methods are safe for
+// concurrent use; Wait may be called any number of times.
+type Container interface {
+	// Wait blocks until the run ends (or ctx ends) and returns how it ended.
+	Wait(ctx context.Context) (ExitStatus, error)
+
+	// Stop ends the run within grace: a runtime that can ask the workload
+	// to stop does so and forces it once grace has passed; one that cannot
+	// may force it at any time within grace. Stop returns when the run has
+	// ended or ctx ends; stopping a run that has ended is a no-op.
+	Stop(ctx context.Context, grace time.Duration) error
+}
+
+// NodeInfo is what a provider adds to the Node.
+type NodeInfo struct {
+	// Labels and Taints are added at registration.
+	Labels map[string]string
+	Taints []v1.Taint
+	// RuntimeName and RuntimeVersion make nodeInfo.containerRuntimeVersion
+	// (NAME://VERSION), e.g. wasmtime://39.0.1.
+	RuntimeName, RuntimeVersion string
+	// Architecture is nodeInfo.architecture, e.g. wasm-wasi.
+	Architecture string
+}
+
+// PullRequest asks for one image.
+type PullRequest struct {
+	// Image is the container's image reference as written in the pod.
+	Image string
+	// Policy is the container's effective pull policy (never empty).
+	Policy v1.PullPolicy
+	// Credentials are tried in order for the image's registry.
+	Credentials []Credential
+}
+
+// Credential is one set of registry credentials from a pull secret or the
+// node's configuration.
+type Credential struct {
+	// Registry is the host (and optional path prefix) the credential is for,
+	// as written in the docker config it came from.
+	Registry string
+	Username string
+	Password string
+	// IdentityToken / RegistryToken are OAuth2 refresh and access tokens.
+	IdentityToken string
+	RegistryToken string
+}
+
+// Image is a pulled image.
+type Image struct {
+	// Ref is the reference as requested, normalised.
+	Ref string
+	// ID is the immutable identity of what runs, repo@sha256:… for a
+	// registry image; it becomes the container status' imageID.
+	ID string
+	// Size in bytes of what was stored.
+	Size int64
+}
+
+// ContainerConfig is everything a run of a container needs, prepared by the
+// core: the provider resolves nothing on its own.
+type ContainerConfig struct {
+	// ID is unique per run: pod UID, container name and restart count.
+	ID string
+	// PodUID, Namespace, PodName and Name identify the container.
+	PodUID, Namespace, PodName, Name string
+	// Image is the result of PullImage for this container's image.
+	Image Image
+	// Args is the full argv, argv[0] included.
+	Args []string
+	// Env is the resolved environment, in order.
+	Env []EnvVar
+	// WorkingDir is the guest's working directory, if set.
+	WorkingDir string
+	// Mounts are host directories (or files) to expose to the guest.
+	Mounts []Mount
+	// Resources are the container's limits; zero means none.
+	Resources Resources
+	// Stdout and Stderr receive the container's output. The core's log
+	// writers are safe for concurrent use; the provider must not close them.
+	Stdout, Stderr io.Writer
+	// Stdin is the container's standard input, nil for none.
+	Stdin io.Reader
+}
+
+// EnvVar is one resolved environment variable.
+type EnvVar struct{ Name, Value string }
+
+// Mount exposes HostPath at ContainerPath.
+type Mount struct {
+	HostPath, ContainerPath string
+	ReadOnly                bool
+}
+
+// Resources are a container's limits.
+type Resources struct {
+	// MemoryLimitBytes caps the memory the container may use; exceeding it
+	// ends the run as OOMKilled.
+	MemoryLimitBytes int64
+	// CPULimitMillis is the CPU limit in millicores.
+	CPULimitMillis int64
+}
+
+// ExitStatus is how one run ended.
+type ExitStatus struct {
+	ExitCode int32
+	// Reason is the kubelet's: Completed (code 0), Error, OOMKilled,
+	// ContainerCannotRun, DeadlineExceeded…; empty lets the core derive
+	// Completed or Error from the code.
+	Reason string
+	// Message explains a failure in words (a trap, a missing import).
+	Message    string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Errors that a provider wraps so that the core reports the kubelet's
+// reasons.
+var (
+	ErrImagePull       = errors.New("image pull failed")                        // ErrImagePull
+	ErrImageNeverPull  = errors.New("image not present with pull policy Never") // ErrImageNeverPull
+	ErrImageInspect    = errors.New("image cannot be run by this provider")     // ErrImageInspect / InvalidImageName
+	ErrCreateContainer = errors.New("container could not be created")           // CreateContainerError
+	ErrStartContainer  = errors.New("container could not be started")           // RunContainerError
+)
+
+// PodAdmitter is implemented by providers that cannot run every pod. The core
+// asks before it admits a pod; a non-empty reason rejects the pod (the core
+// uses reason as the pod's status reason, e.g. "UnsupportedPodSpec", and
+// message as its message).
+type PodAdmitter interface {
+	Admit(pod *v1.Pod) (reason, message string)
+}
+
+// StatsProvider is implemented by providers that can measure a running
+// container. It must be safe for concurrent use.
+type StatsProvider interface {
+	ContainerStats(ctx context.Context, id string) (ContainerStats, error)
+}
+
+// ContainerStats are one reading of a container's usage.
+type ContainerStats struct {
+	Timestamp time.Time
+	// CPUNanos is the CPU time used since the run started.
+	CPUNanos uint64
+	// MemoryBytes is the working set.
+	MemoryBytes uint64
+}

@@ -1,0 +1,67 @@
+package provider
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Options are what every provider is built from.
+type Options struct {
+	// DataDir is the provider's own directory under the node's data dir.
+	DataDir string
+	// NodeName is the name of this node.
+	NodeName string
+	// AllowLocalModules lets images be local files (fs/PATH), for
+	// development.
+	AllowLocalModules bool
+	// InsecureRegistries may be reached over plain HTTP.
+	InsecureRegistries []string
+}
+
+// Factory builds a provider.
+type Factory func(Options) (Provider, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a provider available under name. It panics if the name is
+// taken, which is a programming error in the command's wiring.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic(fmt.Sprintf("provider %q registered twice", name))
+	}
+	factories[name] = f
+}
+
+// Names lists the registered providers, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// New builds the provider registered as name.
+func New(name string, o Options) (Provider, error) {
+	mu.RLock()
+	f, ok := factories[name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q: valid providers are %s", name, strings.Join(Names(), ", "))
+	}
+	p, err := f(o)
+	if err != nil {
+		return nil, fmt.Errorf("starting provider %q: %w", name, err)
+	}
+	return p, nil
+}
