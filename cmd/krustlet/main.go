@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/krustlet/krustlet-go/cmd/krustlet/app"
 	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/kubelet"
 )
 
 func main() {
@@ -32,7 +32,7 @@ func run() int {
 	return 0
 }
 
-// runNode starts the node agent.
-func runNode(_ context.Context, _ *config.Config) error {
-	return errors.New("the node agent is not implemented yet")
+// runNode runs the node agent.
+func runNode(ctx context.Context, cfg *config.Config) error {
+	return kubelet.Run(ctx, cfg)
 }

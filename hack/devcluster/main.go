@@ -1,6 +1,6 @@
 // Command devcluster brings the local development cluster up and down: a
-// real control plane on loopback (see test/framework/controlplane), and, as
-// the node agent grows, a joined krustlet node. `make up` and `make down`
+// real control plane on loopback (see test/framework/controlplane) and one
+// krustlet node joined to it with a bootstrap token, as an operator would. `make up` and `make down`
 // call it; its state lives in one directory (default .krustlet-dev).
 //
 //	devcluster up [--dir DIR]       start, or say that it already runs
@@ -14,16 +14,22 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
+	"github.com/krustlet/krustlet-go/test/framework/krustlet"
 )
 
 func main() {
@@ -33,6 +39,7 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	dir := fs.String("dir", ".krustlet-dev", "directory for the cluster's state, logs and kubeconfig")
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig (approve-serving only)")
+	krustletBin := fs.String("krustlet", "bin/krustlet", "krustlet binary that joins the cluster (up only)")
 	_ = fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -40,7 +47,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "up":
-		err = up(ctx, *dir)
+		err = up(ctx, *dir, *krustletBin)
 	case "down":
 		err = down(*dir)
 	case "status":
@@ -61,10 +68,19 @@ func usage() {
 	os.Exit(2)
 }
 
-func up(ctx context.Context, dir string) error {
+// nodeName is the name of the krustlet node that `make up` joins.
+const nodeName = "krustlet-dev"
+
+func up(ctx context.Context, dir, krustletBin string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
+	}
+	if krustletBin, err = filepath.Abs(krustletBin); err != nil {
+		return err
+	}
+	if _, err := os.Stat(krustletBin); err != nil {
+		return fmt.Errorf("no krustlet binary (run make build): %w", err)
 	}
 	if url, _, _, _, running, err := controlplane.Describe(dir); err == nil && running {
 		fmt.Printf("The local cluster is already running at %s (state in %s).\nRun `make down` to stop it first.\n", url, dir)
@@ -93,10 +109,28 @@ func up(ctx context.Context, dir string) error {
 	if err := cp.Spawn("serving-approver", self, "approve-serving", "--kubeconfig", cp.AdminKubeconfig); err != nil {
 		return err
 	}
+	fmt.Printf("==> joining node %s with the bootstrap token\n", nodeName)
+	node, err := krustlet.Join(krustletBin, cp, krustlet.Options{
+		Name:    nodeName,
+		DataDir: filepath.Join(dir, "node"),
+		LogDir:  filepath.Join(dir, "logs"),
+		Detach:  true,
+	})
+	if err != nil {
+		return err
+	}
+	if err := cp.Track(node.Proc); err != nil {
+		return err
+	}
+	if err := waitForNode(ctx, cp, nodeName, node.LogPath()); err != nil {
+		return err
+	}
 	join := fmt.Sprintf("krustlet join --server %s --token %s --discovery-token-ca-cert-hash %s", cp.APIServerURL, cp.Token, cp.PKI.CAHash())
 	env := strings.Join([]string{
 		"# Source this file: . " + filepath.Join(dir, "env"),
 		"export KUBECONFIG=" + shellQuote(cp.AdminKubeconfig),
+		"export PATH=" + shellQuote(cp.Binaries.Dir) + ":\"$PATH\"",
+		"export NODE_NAME=" + nodeName,
 		"export KRUSTLET_JOIN_COMMAND=" + shellQuote(join),
 		"",
 	}, "\n")
@@ -104,7 +138,11 @@ func up(ctx context.Context, dir string) error {
 		return err
 	}
 	fmt.Printf("\nThe local cluster is up: Kubernetes %s at %s; logs in %s.\n", cp.Binaries.KubernetesVersion, cp.APIServerURL, filepath.Join(dir, "logs"))
-	fmt.Printf("A node joins it with:\n  %s\n", join)
+	fmt.Printf("Node %s joined (log: %s).\n", nodeName, node.LogPath())
+	kubectl := exec.CommandContext(ctx, cp.Binaries.Kubectl, "--kubeconfig", cp.AdminKubeconfig, "get", "nodes", "-o", "wide")
+	kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
+	_ = kubectl.Run()
+	fmt.Printf("More nodes join with:\n  %s --node-name NAME --port PORT --data-dir DIR\n", join)
 	printSourceHint(dir)
 	return nil
 }
@@ -149,6 +187,33 @@ func approveServing(ctx context.Context, kubeconfig string) error {
 		return err
 	}
 	return controlplane.RunServingApprover(klog.NewContext(ctx, klog.Background()), client)
+}
+
+// waitForNode waits until the node is Ready, or fails with the end of its
+// log.
+func waitForNode(ctx context.Context, cp *controlplane.ControlPlane, name, log string) error {
+	client := cp.AdminClient()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		data, _ := os.ReadFile(log)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		return fmt.Errorf("node %s did not become Ready: %w; end of %s:\n%s", name, err, log, strings.Join(lines, "\n"))
+	}
+	return nil
 }
 
 func shellQuote(s string) string {

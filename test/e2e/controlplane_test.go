@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -195,12 +196,15 @@ func TestDevClusterUpDown(t *testing.T) {
 		return string(out)
 	}
 	t.Cleanup(func() { controlplane.StopDir(dir) }) //nolint:errcheck
-	out := run("up")
-	if !strings.Contains(out, "The local cluster is up") {
+	out := run("up", "--krustlet", krustletBin)
+	if !strings.Contains(out, "The local cluster is up") || !strings.Contains(out, "Node krustlet-dev joined") {
 		t.Fatalf("up said:\n%s", out)
 	}
+	if !regexp.MustCompile(`krustlet-dev\s+Ready`).MatchString(out) {
+		t.Errorf("up did not show the node Ready:\n%s", out)
+	}
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
-	if err != nil || !strings.Contains(string(env), "export KUBECONFIG=") || !strings.Contains(string(env), "krustlet join --server https://127.0.0.1:") {
+	if err != nil || !strings.Contains(string(env), "export KUBECONFIG=") || !strings.Contains(string(env), "export NODE_NAME=krustlet-dev") || !strings.Contains(string(env), "krustlet join --server https://127.0.0.1:") {
 		t.Fatalf("env file: %v\n%s", err, env)
 	}
 	kubectl := exec.Command("kubectl", "get", "--raw", "/readyz")
@@ -208,7 +212,7 @@ func TestDevClusterUpDown(t *testing.T) {
 	if out, err := kubectl.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("kubectl against the dev cluster: %v\n%s", err, out)
 	}
-	if out := run("up"); !strings.Contains(out, "already running") {
+	if out := run("up", "--krustlet", krustletBin); !strings.Contains(out, "already running") {
 		t.Errorf("second up said:\n%s", out)
 	}
 	if out := run("down"); !strings.Contains(out, "Stopped the local cluster") {

@@ -9,10 +9,15 @@ import (
 	"time"
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
+	"github.com/krustlet/krustlet-go/test/framework/krustlet"
 )
 
-// cluster is the control plane shared by the tests of this package.
-var cluster *controlplane.ControlPlane
+var (
+	// cluster is the control plane shared by the tests of this package.
+	cluster *controlplane.ControlPlane
+	// krustletBin is the krustlet binary built for this run.
+	krustletBin string
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -37,6 +42,15 @@ func runWithCluster(m *testing.M) int {
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the control plane:", err)
+		return 1
+	}
+	root, err := controlplane.RepoRoot()
+	if err == nil {
+		krustletBin, err = krustlet.Build(ctx, root, dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		cluster.Stop()
 		return 1
 	}
 	code := m.Run()

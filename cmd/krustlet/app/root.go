@@ -55,26 +55,35 @@ func NewKrustletCommand(run RunFunc) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			cfg, warnings, err := config.Load(cmd.Flags(), opts)
-			logger := klog.FromContext(ctx)
-			for _, w := range warnings {
-				logger.Info("Configuration warning", "warning", w)
-			}
+			cfg, err := loadConfig(cmd, opts)
 			if err != nil {
-				return configError(err)
+				return err
 			}
-			return run(ctx, cfg)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())
+		return fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath())
 	})
 	config.AddFlags(cmd.Flags(), opts)
 	addKlogFlags(cmd.PersistentFlags())
 
-	cmd.AddCommand(newVersionCommand(), newFlagsCommand())
+	cmd.AddCommand(newJoinCommand(run), newVersionCommand(), newFlagsCommand())
 	return cmd
+}
+
+// loadConfig loads and validates the node configuration of cmd, logging
+// the warnings.
+func loadConfig(cmd *cobra.Command, opts *config.Options) (*config.Config, error) {
+	cfg, warnings, err := config.Load(cmd.Flags(), opts)
+	logger := klog.FromContext(cmd.Context())
+	for _, w := range warnings {
+		logger.Info("Configuration warning", "warning", w)
+	}
+	if err != nil {
+		return nil, configError(err)
+	}
+	return cfg, nil
 }
 
 // addKlogFlags adds klog's -v and --vmodule, and no other klog flag.

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
 
 	"github.com/krustlet/krustlet-go/pkg/config"
 	"github.com/krustlet/krustlet-go/pkg/version"
@@ -143,8 +142,8 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"validation", []string{"--node-name=n", "--port=70000"}, nil, `invalid value "70000" for --port: must be between 1 and 65535`},
-		{"flag syntax", []string{"--node-name=n", "--max-pods=many"}, nil, "invalid argument \"many\" for \"--max-pods\" flag: must be an integer\nRun 'krustlet --help' for usage."},
-		{"unknown flag", []string{"--no-such-flag"}, nil, "unknown flag: --no-such-flag\nRun 'krustlet --help' for usage."},
+		{"flag syntax", []string{"--node-name=n", "--max-pods=many"}, nil, "invalid argument \"many\" for \"--max-pods\" flag: must be an integer\nrun 'krustlet --help' for usage"},
+		{"unknown flag", []string{"--no-such-flag"}, nil, "unknown flag: --no-such-flag\nrun 'krustlet --help' for usage"},
 		{"environment", []string{"--node-name=n"}, map[string]string{"KRUSTLET_HEALTHZ_PORT": "99999"}, `invalid value "99999" for --healthz-port (from KRUSTLET_HEALTHZ_PORT): must be between 0 and 65535`},
 		{
 			"several problems", []string{"--node-name=n", "--port=0", "--authorization-mode=Nope"}, nil,
@@ -227,29 +226,26 @@ func TestRunGetsContextAndError(t *testing.T) {
 	}
 }
 
-// TestNodeFlagsOnASubcommand shows that a subcommand (such as a future
-// "join") can carry the same node flags and load them the same way.
-func TestNodeFlagsOnASubcommand(t *testing.T) {
-	root := NewKrustletCommand(func(context.Context, *config.Config) error { return nil })
-	opts := config.NewOptions()
-	var cfg *config.Config
-	join := &cobra.Command{
-		Use: "join",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			cfg, _, err = config.Load(cmd.Flags(), opts)
-			return err
-		},
+// TestJoinCarriesNodeFlags shows that join takes the node flags, loads them
+// the same way, and names every missing join flag before contacting anyone.
+func TestJoinCarriesNodeFlags(t *testing.T) {
+	root := NewKrustletCommand(func(context.Context, *config.Config) error {
+		t.Fatal("run must not be called")
+		return nil
+	})
+	t.Setenv("KRUSTLET_MAX_PODS", "many")
+	root.SetErr(io.Discard)
+	root.SetArgs([]string{"join", "--node-name=j"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "KRUSTLET_MAX_PODS") {
+		t.Fatalf("join with a bad KRUSTLET_MAX_PODS: %v", err)
 	}
-	config.AddFlags(join.Flags(), opts)
-	root.AddCommand(join)
 	t.Setenv("KRUSTLET_MAX_PODS", "12")
-	root.SetErr(io.Discard) // the deprecation notice of --addr
-	root.SetArgs([]string{"join", "--node-name=j", "--addr=10.0.0.7", "-v=0"})
-	if err := root.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.NodeName != "j" || cfg.MaxPods != 12 || cfg.Address.String() != "10.0.0.7" {
-		t.Errorf("got node %q, max pods %d, address %s", cfg.NodeName, cfg.MaxPods, cfg.Address)
+	root.SetArgs([]string{"join", "--node-name=j"})
+	err = root.Execute()
+	for _, want := range []string{"--server", "--token is required", "--discovery-token-ca-cert-hash is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("join without join flags: %v; want it to mention %q", err, want)
+		}
 	}
 }

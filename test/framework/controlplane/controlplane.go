@@ -58,7 +58,7 @@ type ControlPlane struct {
 	// Token is the bootstrap token ("id.secret") that nodes join with.
 	Token string
 
-	procs    []*process
+	procs    []*Process
 	detached bool
 	admin    *rest.Config
 }
@@ -69,7 +69,7 @@ type state struct {
 	AdminKubeconfig string     `json:"adminKubeconfig"`
 	Token           string     `json:"token"`
 	CAHash          string     `json:"caHash"`
-	Processes       []*process `json:"processes"`
+	Processes       []*Process `json:"processes"`
 }
 
 // Start builds (or reuses) the binaries and brings a control plane up; see
@@ -139,8 +139,8 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	logs := filepath.Join(dir, "logs")
-	start := func(name, bin string, args ...string) (*process, error) {
-		p, err := startProcess(name, bin, args, logs, opts.Detach)
+	start := func(name, bin string, args ...string) (*Process, error) {
+		p, err := StartProcess(name, bin, args, logs, opts.Detach)
 		if err != nil {
 			return nil, err
 		}
@@ -166,6 +166,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 
+	auditPolicy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte(auditPolicyYAML), 0o644); err != nil {
+		return nil, err
+	}
 	opts.Logf("starting kube-apiserver %s on %s", bins.KubernetesVersion, cp.APIServerURL)
 	apiserver, err := start("kube-apiserver", bins.APIServer,
 		"--etcd-servers="+etcdURL,
@@ -187,6 +191,9 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		"--kubelet-client-certificate="+pki.KubeletClientCert, "--kubelet-client-key="+pki.KubeletClientKey,
 		"--kubelet-certificate-authority="+pki.CACert,
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		"--audit-policy-file="+auditPolicy,
+		"--audit-log-path="+cp.AuditLogPath(),
+		"--audit-log-format=json",
 		"--profiling=false",
 	)
 	if err != nil {
@@ -266,7 +273,7 @@ func (cp *ControlPlane) AdminConfig() *rest.Config {
 func (cp *ControlPlane) Stop() error {
 	var errs []error
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		if err := cp.procs[i].stop(15 * time.Second); err != nil {
+		if err := cp.procs[i].Stop(15 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -291,7 +298,7 @@ func StopDir(dir string) (bool, error) {
 // Running reports whether any process of the control plane still runs.
 func (cp *ControlPlane) Running() bool {
 	for _, p := range cp.procs {
-		if p.alive() {
+		if p.Alive() {
 			return true
 		}
 	}
@@ -307,7 +314,7 @@ func Describe(dir string) (url, kubeconfig, token, caHash string, running bool, 
 	}
 	running = len(st.Processes) > 0
 	for _, p := range st.Processes {
-		running = running && p.alive()
+		running = running && p.Alive()
 	}
 	return st.APIServerURL, st.AdminKubeconfig, st.Token, st.CAHash, running, nil
 }
@@ -369,7 +376,7 @@ func (cp *ControlPlane) adminTransport() (http.RoundTripper, error) {
 
 // waitHealthy polls url until it answers 200, failing early (with the end
 // of its log) if the process exits.
-func waitHealthy(ctx context.Context, p *process, url string, transport func() (http.RoundTripper, error), timeout time.Duration) error {
+func waitHealthy(ctx context.Context, p *Process, url string, transport func() (http.RoundTripper, error), timeout time.Duration) error {
 	client := &http.Client{Timeout: 5 * time.Second}
 	if transport != nil {
 		rt, err := transport()
@@ -380,7 +387,7 @@ func waitHealthy(ctx context.Context, p *process, url string, transport func() (
 	}
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if done, err := p.exited(); done {
+		if done, err := p.Exited(); done {
 			return false, fmt.Errorf("%s exited (%v); end of %s:\n%s", p.Name, err, p.Log, tail(p.Log, 20))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -407,13 +414,40 @@ func waitHealthy(ctx context.Context, p *process, url string, transport func() (
 // the control plane's own processes, recorded in its state, stopped by Stop
 // (or StopDir) before the control plane itself.
 func (cp *ControlPlane) Spawn(name, bin string, args ...string) error {
-	p, err := startProcess(name, bin, args, filepath.Join(cp.Dir, "logs"), cp.detached)
+	p, err := StartProcess(name, bin, args, filepath.Join(cp.Dir, "logs"), cp.detached)
 	if err != nil {
 		return err
 	}
 	cp.procs = append(cp.procs, p)
 	return cp.writeState()
 }
+
+// auditPolicyYAML records every write with its user, so tests can count
+// what a node writes.
+const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`
+
+// AuditLogPath is the API server's audit log: one JSON event per write.
+func (cp *ControlPlane) AuditLogPath() string {
+	return filepath.Join(cp.Dir, "logs", "audit.log")
+}
+
+// Track records a process started elsewhere (with the same Detach mode) as
+// part of the control plane's lifetime, like Spawn does.
+func (cp *ControlPlane) Track(p *Process) error {
+	cp.procs = append(cp.procs, p)
+	return cp.writeState()
+}
+
+// Detached reports whether the control plane outlives the process that
+// started it.
+func (cp *ControlPlane) Detached() bool { return cp.detached }
 
 // LogPath is where the process called name writes its output.
 func (cp *ControlPlane) LogPath(name string) string {

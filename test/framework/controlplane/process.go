@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// process is one child process of the control plane.
-type process struct {
+// Process is one child process of the control plane.
+type Process struct {
 	Name string `json:"name"`
 	PID  int    `json:"pid"`
 	// Path is the executable, used to make sure a PID still belongs to the
@@ -26,10 +26,10 @@ type process struct {
 	err  error
 }
 
-// startProcess starts bin with args, sending its output to logDir/name.log.
+// StartProcess starts bin with args, sending its output to logDir/name.log.
 // A detached process gets a session of its own and outlives this process;
 // otherwise it is killed if this process dies and reaped when it exits.
-func startProcess(name, bin string, args []string, logDir string, detach bool) (*process, error) {
+func StartProcess(name, bin string, args []string, logDir string, detach bool) (*Process, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func startProcess(name, bin string, args []string, logDir string, detach bool) (
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{Name: name, PID: cmd.Process.Pid, Path: bin, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, PID: cmd.Process.Pid, Path: bin, Log: logPath, cmd: cmd, done: make(chan struct{})}
 	if detach {
 		// Released, not waited for: the process is reparented when this one
 		// exits and is stopped later by PID.
@@ -65,11 +65,11 @@ func startProcess(name, bin string, args []string, logDir string, detach bool) (
 	return p, nil
 }
 
-// exited reports whether a process started (and waited for) by this process
+// Exited reports whether a process started (and waited for) by this process
 // has ended, with its error.
-func (p *process) exited() (bool, error) {
+func (p *Process) Exited() (bool, error) {
 	if p.cmd == nil {
-		return !p.alive(), nil
+		return !p.Alive(), nil
 	}
 	select {
 	case <-p.done:
@@ -79,8 +79,8 @@ func (p *process) exited() (bool, error) {
 	}
 }
 
-// alive reports whether PID still runs the executable that was started.
-func (p *process) alive() bool {
+// Alive reports whether PID still runs the executable that was started.
+func (p *Process) Alive() bool {
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
 	if err != nil {
 		return false
@@ -96,10 +96,10 @@ func (p *process) alive() bool {
 	return argv0 == p.Path
 }
 
-// stop sends SIGTERM, waits up to grace for the process to end, then sends
+// Stop sends SIGTERM, waits up to grace for the process to end, then sends
 // SIGKILL. It only signals the PID if it still runs the same executable.
-func (p *process) stop(grace time.Duration) error {
-	if !p.alive() {
+func (p *Process) Stop(grace time.Duration) error {
+	if !p.Alive() {
 		return nil
 	}
 	if err := syscall.Kill(p.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -107,12 +107,12 @@ func (p *process) stop(grace time.Duration) error {
 	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if done, _ := p.exited(); done {
+		if done, _ := p.Exited(); done {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if p.alive() {
+	if p.Alive() {
 		_ = syscall.Kill(p.PID, syscall.SIGKILL)
 	}
 	if p.cmd != nil {
@@ -156,4 +156,13 @@ func tail(path string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	ports, err := freePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
 }

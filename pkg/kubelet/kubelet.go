@@ -1,0 +1,273 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/certificate"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/krustlet/krustlet-go/pkg/bootstrap"
+	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/node"
+	"github.com/krustlet/krustlet-go/pkg/provider"
+	"github.com/krustlet/krustlet-go/pkg/version"
+)
+
+// Wasm node conventions kept from krustlet so that its manifests run
+// unchanged.
+const (
+	// LabelArch and LabelOS values of a Wasm node.
+	wasmArch = "wasm32-wasi"
+)
+
+// Run runs the node agent until ctx ends.
+func Run(ctx context.Context, cfg *config.Config) error {
+	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	logger.Info("Starting krustlet", "version", version.Get().Long(), "provider", cfg.Provider, "dataDir", cfg.DataDir)
+	clk := clock.RealClock{}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	prov, err := provider.New(cfg.Provider, provider.Options{
+		DataDir:            filepath.Join(cfg.DataDir, "providers", cfg.Provider),
+		NodeName:           cfg.NodeName,
+		AllowLocalModules:  cfg.AllowLocalModules,
+		InsecureRegistries: cfg.InsecureRegistries,
+	})
+	if err != nil {
+		return err
+	}
+
+	creds, err := setUpCredentials(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer creds.stop()
+	client, err := kubernetes.NewForConfig(creds.client)
+	if err != nil {
+		return err
+	}
+	heartbeat, err := kubernetes.NewForConfig(creds.heartbeat)
+	if err != nil {
+		return err
+	}
+
+	ips, err := nodeIPs(ctx, cfg.NodeIPs)
+	if err != nil {
+		return err
+	}
+	if cfg.TLSCertFile == "" && cfg.RotateServerCertificates {
+		serving, err := bootstrap.NewServingCertificateManager(ctx, client, cfg.CertDir, cfg.NodeName, cfg.Hostname, ips)
+		if err != nil {
+			return err
+		}
+		serving.Start()
+		defer serving.Stop()
+		go bootstrap.ReportPendingServingCSR(ctx, client, serving, cfg.NodeName)
+	}
+
+	machine := node.Machine{DataDir: cfg.DataDir}
+	pressure := &node.PressureReader{Machine: machine, Thresholds: cfg.EvictionHard, Now: clk.Now}
+	now := func() metav1.Time { return metav1.NewTime(clk.Now()) }
+	pinfo := prov.Node()
+	reserved := sumResources(cfg.SystemReserved, cfg.KubeReserved)
+	setters := []node.Setter{
+		node.NodeAddress(ips, cfg.Hostname),
+		node.MachineInfo(cfg.MaxPods, machine.Capacity, reserved, cfg.EvictionHard),
+		node.VersionInfo(machine.ReadSystemInfo(version.Get().String()), pinfo),
+		node.DaemonEndpoints(cfg.Port),
+		node.PressureCondition(v1.NodeMemoryPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.Memory, err }),
+		node.PressureCondition(v1.NodeDiskPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.Disk, err }),
+		node.PressureCondition(v1.NodePIDPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.PID, err }),
+		node.ReadyCondition(now, func() []error { return nil }),
+	}
+	registrar := &node.Registrar{
+		Client:   client,
+		NodeName: cfg.NodeName,
+		Labels:   nodeLabels(cfg, pinfo),
+		Taints:   nodeTaints(cfg, pinfo),
+		Setters:  setters,
+	}
+	if cfg.RegisterNode {
+		if err := registrar.Register(ctx); err != nil {
+			return fmt.Errorf("registering node: %w", err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	status := &node.StatusController{
+		Client:          client,
+		NodeName:        cfg.NodeName,
+		Setters:         setters,
+		Clock:           clk,
+		UpdateFrequency: cfg.NodeStatusUpdateFrequency,
+		ReportFrequency: cfg.NodeStatusReportFrequency,
+		Register:        registrar.Register,
+	}
+	g.Go(func() error { return status.Run(gctx) })
+	leases := node.NewLeaseController(gctx, clk, heartbeat, cfg.NodeName, cfg.NodeLeaseDurationSeconds, creds.closeAll)
+	g.Go(func() error { leases.Run(gctx); return nil })
+
+	<-ctx.Done()
+	logger.Info("Shutting down", "gracePeriod", cfg.ShutdownGracePeriod)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGracePeriod)
+	defer cancel()
+	if cfg.DrainOnShutdown {
+		if err := drain(stopCtx, client, cfg.NodeName); err != nil {
+			logger.Error(err, "Draining the node failed")
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		logger.Info("Stopped")
+		return err
+	case <-stopCtx.Done():
+		return errors.New("parts of the node agent did not stop within the shutdown grace period")
+	}
+}
+
+// credentials are the API client configurations of the running agent.
+type credentials struct {
+	client, heartbeat *rest.Config
+	closeAll          func()
+	stop              func()
+}
+
+// setUpCredentials bootstraps a client certificate if needed, starts its
+// rotation, and returns client configurations that follow it.
+func setUpCredentials(ctx context.Context, cfg *config.Config) (*credentials, error) {
+	cfgs, err := bootstrap.LoadClientConfig(ctx, cfg.Kubeconfig, cfg.BootstrapKubeconfig, cfg.CertDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfgs.Bootstrap != nil {
+		if err := bootstrap.CheckBootstrapCredentials(ctx, cfgs.Bootstrap); err != nil {
+			return nil, err
+		}
+	}
+	creds := &credentials{closeAll: func() {}, stop: func() {}}
+	clientConfig := rest.CopyConfig(cfgs.Client)
+	if cfg.BootstrapKubeconfig != "" && cfg.RotateCertificates || cfgs.Bootstrap != nil {
+		var m certificate.Manager
+		if m, err = bootstrap.NewClientCertificateManager(ctx, cfgs, cfg.CertDir, cfg.NodeName); err != nil {
+			return nil, err
+		}
+		m.Start()
+		creds.stop = m.Stop
+		if err := bootstrap.WaitForCertificate(ctx, m, "client"); err != nil {
+			m.Stop()
+			return nil, fmt.Errorf("waiting for the client certificate: %w", err)
+		}
+		if !cfg.RotateCertificates {
+			// Bootstrapped once; no rotation wanted.
+			m.Stop()
+			creds.stop = func() {}
+		} else if creds.closeAll, err = bootstrap.UpdateTransport(ctx, clientConfig, m, 10*time.Second); err != nil {
+			m.Stop()
+			return nil, err
+		}
+	}
+	clientConfig.QPS = float32(cfg.KubeAPIQPS)
+	clientConfig.Burst = int(cfg.KubeAPIBurst)
+	clientConfig.UserAgent = "krustlet/" + version.Get().String()
+	clientConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	creds.client = clientConfig
+	// Lease renewals get their own client without rate limiting and with a
+	// timeout of one lease duration, as the kubelet's heartbeat client, so
+	// pod traffic never delays them.
+	creds.heartbeat = rest.CopyConfig(clientConfig)
+	creds.heartbeat.QPS = -1
+	creds.heartbeat.Timeout = time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second
+	return creds, nil
+}
+
+// nodeIPs returns the configured node IPs, or the address of the interface
+// of the default route, or loopback when the machine has no such route.
+func nodeIPs(ctx context.Context, configured []net.IP) ([]net.IP, error) {
+	if len(configured) > 0 {
+		return configured, nil
+	}
+	ip, err := utilnet.ChooseHostInterface()
+	if err != nil {
+		klog.FromContext(ctx).Info("No default route to pick the node IP from; using 127.0.0.1. Set --node-ip to the address other nodes reach this one at", "err", err)
+		return []net.IP{net.IPv4(127, 0, 0, 1)}, nil
+	}
+	return []net.IP{ip}, nil
+}
+
+// nodeLabels are --node-labels, then the provider's labels, then the
+// defaults (hostname, arch and os), which win.
+func nodeLabels(cfg *config.Config, p provider.NodeInfo) map[string]string {
+	labels := maps.Clone(cfg.NodeLabels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, p.Labels)
+	labels[v1.LabelHostname] = cfg.Hostname
+	if _, ok := labels[v1.LabelArchStable]; !ok {
+		labels[v1.LabelArchStable] = wasmArch
+	}
+	if _, ok := labels[v1.LabelOSStable]; !ok {
+		labels[v1.LabelOSStable] = wasmArch
+	}
+	return labels
+}
+
+// nodeTaints are the provider's taints and --register-with-taints.
+func nodeTaints(cfg *config.Config, p provider.NodeInfo) []v1.Taint {
+	taints := slices.Clone(p.Taints)
+	for _, t := range cfg.RegisterWithTaints {
+		if !slices.ContainsFunc(taints, func(x v1.Taint) bool { return x.MatchTaint(&t) }) {
+			taints = append(taints, t)
+		}
+	}
+	return taints
+}
+
+func sumResources(lists ...v1.ResourceList) v1.ResourceList {
+	out := v1.ResourceList{}
+	for _, l := range lists {
+		for name, q := range l {
+			v := out[name]
+			v.Add(q)
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// drain deletes the pods bound to this node (krustlet did this at every
+// shutdown; here only with --drain-on-shutdown).
+func drain(ctx context.Context, client kubernetes.Interface, nodeName string) error {
+	pods, err := client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + nodeName})
+	if err != nil {
+		return fmt.Errorf("listing pods to drain: %w", err)
+	}
+	var errs []error
+	for _, p := range pods.Items {
+		if err := client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	klog.FromContext(ctx).Info("Drained node", "pods", len(pods.Items), "errors", len(errs))
+	return errors.Join(errs...)
+}

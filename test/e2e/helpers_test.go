@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/krustlet/krustlet-go/test/framework/controlplane"
+	"github.com/krustlet/krustlet-go/test/framework/krustlet"
+)
+
+// joinNode joins a krustlet node named name to cp and stops it when the
+// test ends. Its data dir and log live in the test's temp dir.
+func joinNode(t *testing.T, cp *controlplane.ControlPlane, name string, extra ...string) *krustlet.Node {
+	t.Helper()
+	dir := t.TempDir()
+	n, err := krustlet.Join(krustletBin, cp, krustlet.Options{
+		Name:    name,
+		DataDir: filepath.Join(dir, "data"),
+		LogDir:  filepath.Join(dir, "logs"),
+		Extra:   extra,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Stop(); err != nil {
+			t.Errorf("stopping node %s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("log of node %s:\n%s", name, readTail(n.LogPath(), 60))
+		}
+	})
+	return n
+}
+
+// waitForNodeCondition waits until the node's Ready condition has status.
+func waitForNodeReady(ctx context.Context, t *testing.T, client kubernetes.Interface, name string, status v1.ConditionStatus, timeout time.Duration) *v1.Node {
+	t.Helper()
+	var node *v1.Node
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		node = n
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady {
+				return c.Status == status, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("node %s did not reach Ready=%s within %v: %v (last: %+v)", name, status, timeout, err, conditions(node))
+	}
+	return node
+}
+
+func conditions(n *v1.Node) []v1.NodeCondition {
+	if n == nil {
+		return nil
+	}
+	return n.Status.Conditions
+}
+
+// auditEvent is the part of an audit event the tests read.
+type auditEvent struct {
+	Verb  string `json:"verb"`
+	Stage string `json:"stage"`
+	User  struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	ObjectRef struct {
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+	StageTimestamp time.Time `json:"stageTimestamp"`
+}
+
+// writesBy returns the writes user made in [from, to), from the audit log.
+func writesBy(t *testing.T, cp *controlplane.ControlPlane, user string, from, to time.Time) []auditEvent {
+	t.Helper()
+	f, err := os.Open(cp.AuditLogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []auditEvent
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1<<20), 1<<24)
+	for s.Scan() {
+		var e auditEvent
+		if json.Unmarshal(s.Bytes(), &e) != nil || e.User.Username != user || e.Stage != "ResponseComplete" {
+			continue
+		}
+		if !e.StageTimestamp.Before(from) && e.StageTimestamp.Before(to) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func readTail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	start := len(data)
+	for n := 0; start > 0 && n <= lines; start-- {
+		if data[start-1] == '\n' {
+			n++
+		}
+	}
+	return string(data[start:])
+}
