@@ -251,7 +251,7 @@ func TestAgentRestartAndIdleWrites(t *testing.T) {
 	}
 	waitForNodeReady(ctx, t, client, n.Name, v1.ConditionTrue, 2*time.Minute)
 	if after := csrsFor(t, n.Name); after != before {
-		t.Errorf("restart made new CSRs: %d before, %d after", before, after)
+		t.Errorf("restart made new client CSRs: %d before, %d after", before, after)
 	}
 	if got := firstCert(t, filepath.Join(n.DataDir, "pki", "kubelet-client-current.pem")).SerialNumber; got.Cmp(serial) != 0 {
 		t.Errorf("restart changed the client certificate")
@@ -336,6 +336,8 @@ func TestClientCertificateRotation(t *testing.T) {
 	waitForNodeReady(ctx, t, client, n.Name, v1.ConditionTrue, time.Second)
 }
 
+// csrsFor counts the client-certificate CSRs for node (serving CSRs left
+// pending are requested again on restart, as by the kubelet).
 func csrsFor(t *testing.T, node string) int {
 	t.Helper()
 	csrs, err := cluster.AdminClient().CertificatesV1().CertificateSigningRequests().List(t.Context(), metav1.ListOptions{})
@@ -344,6 +346,9 @@ func csrsFor(t *testing.T, node string) int {
 	}
 	count := 0
 	for _, c := range csrs.Items {
+		if c.Spec.SignerName != certificatesv1.KubeAPIServerClientKubeletSignerName {
+			continue
+		}
 		block, _ := pem.Decode(c.Spec.Request)
 		if block == nil {
 			continue
