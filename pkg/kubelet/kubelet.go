@@ -112,6 +112,11 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	runPods, err := newPodRunner(gctx, cfg, client, prov, ips, clk)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return runPods(gctx) })
 	status := &node.StatusController{
 		Client:          client,
 		NodeName:        cfg.NodeName,

@@ -88,6 +88,9 @@ type Image struct {
 	ID string
 	// Size in bytes of what was stored.
 	Size int64
+	// AlreadyPresent is true when nothing had to be downloaded (the core
+	// reports "already present on machine" instead of "Pulled").
+	AlreadyPresent bool
 }
 
 // ContainerConfig is everything a run of a container needs, prepared by the

@@ -54,6 +54,10 @@ func runWithCluster(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if err := stopSharedNode(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stopping the shared node:", err)
+		code = 1
+	}
 	if err := cluster.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: stopping the control plane:", err)
 		code = 1

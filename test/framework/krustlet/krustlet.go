@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
@@ -104,6 +105,14 @@ func (n *Node) Restart() error {
 // Stop sends SIGTERM and waits for the agent to exit (SIGKILL after 30 s).
 func (n *Node) Stop() error {
 	return n.Proc.Stop(30 * time.Second)
+}
+
+// Kill ends the agent with SIGKILL, as a crash would, and waits for it.
+func (n *Node) Kill() error {
+	if err := syscall.Kill(n.Proc.PID, syscall.SIGKILL); err != nil {
+		return err
+	}
+	return n.Proc.Stop(10 * time.Second)
 }
 
 // LogPath is the node's log file.

@@ -1,0 +1,45 @@
+package pods
+
+import (
+	"context"
+	"errors"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/krustlet/krustlet-go/pkg/provider"
+)
+
+// VolumeManager materialises a pod's volumes on the host. It must be safe
+// for concurrent use by the workers of different pods.
+type VolumeManager interface {
+	// SetUp makes every volume of pod ready under podDir and returns the
+	// host path of each by volume name. It is called again while the pod
+	// runs and must be idempotent. An error says which volume failed; one
+	// wrapping ErrVolumeSourceMissing is retried until the source appears.
+	SetUp(ctx context.Context, pod *v1.Pod, podDir string) (map[string]string, error)
+	// TearDown removes what SetUp made for a pod.
+	TearDown(ctx context.Context, uid types.UID, podDir string) error
+}
+
+// ConfigBuilder turns a container of a pod into what a provider runs. It
+// must be safe for concurrent use.
+type ConfigBuilder interface {
+	// Env resolves the container's environment, in order. An error is a
+	// CreateContainerConfigError (e.g. a missing ConfigMap key).
+	Env(ctx context.Context, pod *v1.Pod, c *v1.Container) ([]provider.EnvVar, error)
+	// Args returns the full argv with $(VAR) references expanded from env.
+	Args(pod *v1.Pod, c *v1.Container, env []provider.EnvVar) []string
+	// Mounts maps the container's volumeMounts to host paths.
+	Mounts(pod *v1.Pod, c *v1.Container, env []provider.EnvVar, volumes map[string]string) ([]provider.Mount, error)
+}
+
+// CredentialSource returns the registry credentials for a pod's images:
+// its pull secrets, its service account's and the node's.
+type CredentialSource interface {
+	Credentials(ctx context.Context, pod *v1.Pod) ([]provider.Credential, error)
+}
+
+// ErrVolumeSourceMissing marks a volume whose source (ConfigMap, Secret)
+// does not exist yet.
+var ErrVolumeSourceMissing = errors.New("volume source missing")

@@ -1,0 +1,299 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/krustlet/krustlet-go/pkg/kubelet/admission"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
+	"github.com/krustlet/krustlet-go/pkg/provider"
+)
+
+// Back-off of container restarts and image pulls, as the kubelet's.
+const (
+	backOffPeriod    = 10 * time.Second
+	maxBackOffPeriod = 300 * time.Second
+)
+
+// Config is what the pod manager is built from. Every field is required
+// unless it says otherwise.
+type Config struct {
+	NodeName string
+	// NodeIPs are the node's addresses; Wasm pods share the node's network,
+	// so they are the pods' IPs too.
+	NodeIPs []net.IP
+	// DataDir is the node's data dir: pods live under DataDir/pods, their
+	// logs under DataDir/logs/pods.
+	DataDir  string
+	Provider provider.Provider
+	// RuntimeName prefixes container IDs (NAME://ID).
+	RuntimeName string
+	Recorder    record.EventRecorder
+	Status      *status.Manager
+	Volumes     VolumeManager
+	Containers  ConfigBuilder
+	// Credentials gives registry credentials for a pod; optional.
+	Credentials CredentialSource
+	// Node returns the Node object for admission.
+	Node func() (*v1.Node, error)
+	// LogMaxSize and LogMaxFiles rotate container logs.
+	LogMaxSize  int64
+	LogMaxFiles int
+	Clock       clock.WithTicker
+	// Metrics registers the workers' metrics; optional.
+	Metrics prometheus.Registerer
+	// Backoff, when set, replaces the restart and pull back-off (tests).
+	Backoff func() *flowcontrol.Backoff
+}
+
+// Manager runs one worker per pod bound to the node.
+type Manager struct {
+	cfg         Config
+	runtimeName string
+	lister      corelisters.PodLister
+	metrics     *metrics
+
+	restartBackoff *flowcontrol.Backoff
+	pullBackoff    *flowcontrol.Backoff
+
+	ctx context.Context
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	workers map[types.UID]*worker
+	images  map[string]bool
+}
+
+// NewManager returns a pod manager.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Provider == nil || cfg.Recorder == nil || cfg.Status == nil || cfg.Volumes == nil || cfg.Containers == nil || cfg.Node == nil || cfg.Clock == nil {
+		return nil, fmt.Errorf("pods: incomplete Config")
+	}
+	newBackoff := cfg.Backoff
+	if newBackoff == nil {
+		newBackoff = func() *flowcontrol.Backoff { return flowcontrol.NewBackOff(backOffPeriod, maxBackOffPeriod) }
+	}
+	name := cfg.RuntimeName
+	if name == "" {
+		name = cfg.Provider.Node().RuntimeName
+	}
+	return &Manager{
+		cfg:            cfg,
+		runtimeName:    name,
+		metrics:        newMetrics(cfg.Metrics, cfg.Clock.Now),
+		restartBackoff: newBackoff(),
+		pullBackoff:    newBackoff(),
+		workers:        map[types.UID]*worker{},
+		images:         map[string]bool{},
+	}, nil
+}
+
+// Run takes the pods of a started informer on this node's pods, and runs
+// them until ctx ends. Pods that exist when it starts are admitted in the
+// order of their creation, as the kubelet does after a restart; files of
+// pods that no longer exist are removed.
+func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) error {
+	logger := klog.FromContext(ctx).WithName("pods")
+	ctx = klog.NewContext(ctx, logger)
+	m.ctx = ctx
+	m.lister = corelisters.NewPodLister(informer.GetIndexer())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return nil
+	}
+	existing, err := m.lister.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	sort.Slice(existing, func(i, j int) bool {
+		return existing[i].CreationTimestamp.Before(&existing[j].CreationTimestamp)
+	})
+	for _, p := range existing {
+		m.podUpdated(ctx, p)
+	}
+	m.removeOrphans(ctx)
+	reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { m.onUpdate(ctx, obj) },
+		UpdateFunc: func(_, obj any) { m.onUpdate(ctx, obj) },
+		DeleteFunc: func(obj any) { m.onDelete(obj) },
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	_ = informer.RemoveEventHandler(reg)
+	m.wg.Wait()
+	return nil
+}
+
+// Pod returns the cached pod, for the status manager.
+func (m *Manager) Pod(namespace, name string) *v1.Pod {
+	if m.lister == nil {
+		return nil
+	}
+	p, err := m.lister.Pods(namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// RunningPods returns the pods this node runs now (not terminal).
+func (m *Manager) RunningPods() []*v1.Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*v1.Pod
+	for _, w := range m.workers {
+		if w.active.Load() {
+			p, _ := w.snapshot()
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (m *Manager) onUpdate(ctx context.Context, obj any) {
+	if pod, ok := obj.(*v1.Pod); ok {
+		m.podUpdated(ctx, pod)
+	}
+}
+
+func (m *Manager) onDelete(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*v1.Pod)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	w := m.workers[pod.UID]
+	m.mu.Unlock()
+	if w != nil {
+		w.update(pod)
+		w.markGone()
+	}
+}
+
+// podUpdated hands a pod to its worker, admitting it and starting the
+// worker when it is new.
+func (m *Manager) podUpdated(ctx context.Context, pod *v1.Pod) {
+	m.mu.Lock()
+	w, ok := m.workers[pod.UID]
+	if !ok {
+		var rejected *admission.Result
+		if !isTerminalPhase(pod.Status.Phase) && pod.DeletionTimestamp == nil && !wasAdmitted(pod) {
+			rejected = m.admit(ctx, pod)
+		}
+		w = newWorker(m, pod, rejected)
+		m.workers[pod.UID] = w
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			w.loop(ctx)
+			m.mu.Lock()
+			delete(m.workers, pod.UID)
+			m.mu.Unlock()
+		}()
+	}
+	m.mu.Unlock()
+	if ok {
+		w.update(pod)
+	}
+}
+
+// admit runs admission against the pods already admitted; m.mu is held.
+func (m *Manager) admit(ctx context.Context, pod *v1.Pod) *admission.Result {
+	node, err := m.cfg.Node()
+	if err != nil {
+		node = nil
+	}
+	var admitted []*v1.Pod
+	for _, w := range m.workers {
+		if w.active.Load() {
+			p, _ := w.snapshot()
+			admitted = append(admitted, p)
+		}
+	}
+	admitter, _ := m.cfg.Provider.(provider.PodAdmitter)
+	r := admission.Admit(klog.FromContext(ctx), node, pod, admitted, admitter)
+	if r.Admit {
+		return nil
+	}
+	return &r
+}
+
+// wasAdmitted reports whether a previous agent already ran the pod: it has
+// container statuses. Such pods are taken back without a new admission.
+func wasAdmitted(pod *v1.Pod) bool {
+	return len(pod.Status.ContainerStatuses) > 0 || len(pod.Status.InitContainerStatuses) > 0
+}
+
+// removeOrphans deletes the files of pods that do not exist any more.
+func (m *Manager) removeOrphans(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	entries, _ := os.ReadDir(m.podsRoot())
+	for _, e := range entries {
+		uid := types.UID(e.Name())
+		m.mu.Lock()
+		_, known := m.workers[uid]
+		m.mu.Unlock()
+		if known {
+			continue
+		}
+		if err := m.cfg.Volumes.TearDown(ctx, uid, m.podDir(uid)); err != nil {
+			logger.Error(err, "Tearing down volumes of a removed pod failed", "podUID", uid)
+		}
+		if err := os.RemoveAll(m.podDir(uid)); err != nil {
+			logger.Error(err, "Removing files of a removed pod failed", "podUID", uid)
+		} else {
+			logger.Info("Removed files of a pod deleted while the agent was down", "podUID", uid)
+		}
+	}
+	logDirs, _ := os.ReadDir(m.logDir())
+	for _, e := range logDirs {
+		uid := types.UID(lastField(e.Name()))
+		m.mu.Lock()
+		_, known := m.workers[uid]
+		m.mu.Unlock()
+		if !known {
+			_ = os.RemoveAll(filepath.Join(m.logDir(), e.Name()))
+		}
+	}
+}
+
+func lastField(s string) string {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '_' {
+			return s[i+1:]
+		}
+	}
+	return s
+}
+
+func (m *Manager) podsRoot() string            { return filepath.Join(m.cfg.DataDir, "pods") }
+func (m *Manager) podDir(uid types.UID) string { return filepath.Join(m.podsRoot(), string(uid)) }
+func (m *Manager) logDir() string              { return filepath.Join(m.cfg.DataDir, "logs", "pods") }
+func (m *Manager) LogDir() string              { return m.logDir() }
+func (m *Manager) seenImage(image string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.images[image]
+}
+func (m *Manager) markImageSeen(image string) { m.mu.Lock(); m.images[image] = true; m.mu.Unlock() }

@@ -1,0 +1,250 @@
+// Package wasmbuild builds the WebAssembly test modules kept under test/wasm
+// so that the tests of any package can run them.
+//
+// A Go module test/wasm/NAME (a main package of this repository that uses
+// the standard library only) is built with GOOS=wasip1 GOARCH=wasm and
+// -trimpath; a text module test/wasm/NAME.wat is compiled with wasmtime's
+// Wat2Wasm. Results are cached under CacheDir()/wasm, keyed by the content
+// of the sources (every file under test/wasm/NAME) and the Go version, so
+// only the first test run after a change pays for the build (a few seconds
+// for a Go module).
+// Concurrent callers, in one process or many (go test runs packages in
+// parallel), share one build through a file lock.
+//
+//	path := wasmbuild.MustBuild(t, "testmod")
+//	img, err := p.PullImage(ctx, provider.PullRequest{Image: "fs/" + path, Policy: v1.PullIfNotPresent})
+package wasmbuild
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// modulePath is the module whose test/wasm directory holds the sources.
+const modulePath = "github.com/krustlet/krustlet-go"
+
+// CacheDir is where built modules are kept between runs, under wasm/:
+// $KRUSTLET_CACHE_DIR, or krustlet-go under the user's cache directory.
+func CacheDir() string {
+	if d := os.Getenv("KRUSTLET_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "krustlet-go")
+	}
+	return filepath.Join(os.TempDir(), "krustlet-go-cache")
+}
+
+// SourceDir returns test/wasm of the krustlet-go checkout, found from the
+// working directory upwards (go test runs in the package's directory).
+func SourceDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && isOurModule(b) {
+			return filepath.Join(dir, "test", "wasm"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no %s checkout above the working directory", modulePath)
+		}
+		dir = parent
+	}
+}
+
+func isOurModule(gomod []byte) bool {
+	for line := range strings.Lines(string(gomod)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			return f[1] == modulePath
+		}
+	}
+	return false
+}
+
+// Build returns the path of the module built from the Go main package
+// test/wasm/NAME, building it if the cache does not hold it yet.
+func Build(ctx context.Context, name string) (string, error) {
+	src, err := SourceDir()
+	if err != nil {
+		return "", err
+	}
+	pkgDir := filepath.Join(src, name)
+	if fi, err := os.Stat(pkgDir); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("no test module %q: %s is not a directory", name, pkgDir)
+	}
+	goBin, goVersion, err := goTool(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "go build GOOS=wasip1 GOARCH=wasm -trimpath\n%s\n", goVersion)
+	if err := hashTree(h, pkgDir); err != nil {
+		return "", err
+	}
+	out := cachedPath(name, h.Sum(nil), ".wasm")
+	err = buildOnce(out, func(tmp string) error {
+		cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-o", tmp, ".")
+		cmd.Dir = pkgDir
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building test module %s: %w\n%s", name, err, b)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// BuildWAT returns the path of the binary module compiled from the text
+// module test/wasm/NAME.wat.
+func BuildWAT(ctx context.Context, name string) (string, error) {
+	src, err := SourceDir()
+	if err != nil {
+		return "", err
+	}
+	wat, err := os.ReadFile(filepath.Join(src, name+".wat"))
+	if err != nil {
+		return "", fmt.Errorf("no text test module %q: %w", name, err)
+	}
+	sum := sha256.Sum256(wat)
+	out := cachedPath(name, sum[:], ".wasm")
+	err = buildOnce(out, func(tmp string) error {
+		wasm, err := wasmtime.Wat2Wasm(string(wat))
+		if err != nil {
+			return fmt.Errorf("compiling %s.wat: %w", name, err)
+		}
+		return os.WriteFile(tmp, wasm, 0o644)
+	})
+	return out, err
+}
+
+// MustBuild is Build for tests: it fails tb on error.
+func MustBuild(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := Build(tb.Context(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// MustBuildWAT is BuildWAT for tests: it fails tb on error.
+func MustBuildWAT(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := BuildWAT(tb.Context(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func cachedPath(name string, sum []byte, ext string) string {
+	return filepath.Join(CacheDir(), "wasm", name+"-"+hex.EncodeToString(sum)[:16]+ext)
+}
+
+// buildOnce makes out exist: it takes an exclusive lock beside it, and
+// unless another caller made it meanwhile, build writes a temporary file
+// that is renamed to out.
+func buildOnce(out string, build func(tmp string) error) error {
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := flock(lock); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+	defer os.Remove(tmp)
+	if err := build(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+func flock(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// hashTree adds every regular file under dir (name and content) to h.
+func hashTree(h interface{ Write([]byte) (int, error) }, dir string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(files)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+	}
+	return nil
+}
+
+var (
+	goMu             sync.Mutex
+	goBin, goVersion string
+)
+
+// goTool finds the go command and its version, once per process. go test
+// puts the go command that runs it first in PATH.
+func goTool(ctx context.Context) (string, string, error) {
+	goMu.Lock()
+	defer goMu.Unlock()
+	if goBin != "" {
+		return goBin, goVersion, nil
+	}
+	bin, err := exec.LookPath("go")
+	if err != nil {
+		return "", "", fmt.Errorf("building test modules needs the go command: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, bin, "env", "GOVERSION").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("%s env GOVERSION: %w", bin, err)
+	}
+	goBin, goVersion = bin, string(bytes.TrimSpace(out))
+	return goBin, goVersion, nil
+}
