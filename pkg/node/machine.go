@@ -59,7 +59,7 @@ func (m Machine) Capacity() (Capacity, error) {
 		return c, err
 	}
 	c.MemoryBytes = mem["MemTotal"]
-	if limit, ok := m.cgroupMemoryLimit(); ok && limit < c.MemoryBytes {
+	if limit, _, ok := m.cgroupMemoryLimit(); ok && limit < c.MemoryBytes {
 		c.MemoryBytes = limit
 	}
 	fs, err := m.statfs()
@@ -72,7 +72,8 @@ func (m Machine) Capacity() (Capacity, error) {
 
 // Usage reads what is available now. Memory available is, as for the
 // kubelet, capacity minus the working set: MemAvailable without a cgroup
-// limit; limit − (usage − inactive file pages) under one.
+// limit; limit − (usage − inactive file pages) under one, both of the
+// cgroup whose limit is the tightest.
 func (m Machine) Usage() (Usage, error) {
 	var u Usage
 	mem, err := m.meminfo()
@@ -81,8 +82,8 @@ func (m Machine) Usage() (Usage, error) {
 	}
 	u.MemoryCapacityBytes = mem["MemTotal"]
 	u.MemoryAvailableBytes = mem["MemAvailable"]
-	if limit, ok := m.cgroupMemoryLimit(); ok && limit < u.MemoryCapacityBytes {
-		if used, ok := m.cgroupWorkingSet(); ok {
+	if limit, dir, ok := m.cgroupMemoryLimit(); ok && limit < u.MemoryCapacityBytes {
+		if used, ok := m.cgroupWorkingSet(dir); ok {
 			u.MemoryCapacityBytes = limit
 			u.MemoryAvailableBytes = max(limit-used, 0)
 		}
@@ -174,48 +175,44 @@ func (m Machine) cgroupDirs() []string {
 	return nil
 }
 
-// cgroupMemoryLimit is the tightest memory.max of this process's cgroups.
-func (m Machine) cgroupMemoryLimit() (int64, bool) {
-	limit, found := int64(math.MaxInt64), false
+// cgroupMemoryLimit is the tightest memory.max of this process's cgroups,
+// and the cgroup directory that sets it.
+func (m Machine) cgroupMemoryLimit() (int64, string, bool) {
+	limit, dir, found := int64(math.MaxInt64), "", false
 	for _, d := range m.cgroupDirs() {
 		v, err := readTrimmed(filepath.Join(d, "memory.max"))
 		if err != nil || v == "max" {
 			continue
 		}
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n < limit {
-			limit, found = n, true
+			limit, dir, found = n, d, true
 		}
 	}
-	return limit, found
+	return limit, dir, found
 }
 
 // cgroupWorkingSet is memory.current minus inactive file pages of the
-// innermost cgroup with a memory limit.
-func (m Machine) cgroupWorkingSet() (int64, bool) {
-	for _, d := range m.cgroupDirs() {
-		if v, err := readTrimmed(filepath.Join(d, "memory.max")); err != nil || v == "max" {
-			continue
-		}
-		cur, err := readTrimmed(filepath.Join(d, "memory.current"))
-		if err != nil {
-			return 0, false
-		}
-		used, err := strconv.ParseInt(cur, 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		if stat, err := os.ReadFile(filepath.Join(d, "memory.stat")); err == nil {
-			for _, line := range bytes.Split(stat, []byte("\n")) {
-				if v, ok := bytes.CutPrefix(line, []byte("inactive_file ")); ok {
-					if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n < used {
-						used -= n
-					}
+// cgroup in dir: the one whose limit cgroupMemoryLimit reports, so that
+// limit and usage are of the same cgroup.
+func (m Machine) cgroupWorkingSet(d string) (int64, bool) {
+	cur, err := readTrimmed(filepath.Join(d, "memory.current"))
+	if err != nil {
+		return 0, false
+	}
+	used, err := strconv.ParseInt(cur, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if stat, err := os.ReadFile(filepath.Join(d, "memory.stat")); err == nil {
+		for _, line := range bytes.Split(stat, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(line, []byte("inactive_file ")); ok {
+				if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && n < used {
+					used -= n
 				}
 			}
 		}
-		return used, true
 	}
-	return 0, false
+	return used, true
 }
 
 // cgroupCPUQuotaMilli is the tightest cpu.max quota in millicores.

@@ -17,7 +17,9 @@ func EvaluatePressure(u Usage, thresholds []config.EvictionThreshold) Pressure {
 		if t.Quantity != nil {
 			return available < t.Quantity.Value()
 		}
-		return float64(available) < float64(capacity)*float64(t.Percentage)
+		// As the kubelet (and thresholdQuantity): the percentage becomes a
+		// whole amount first; float32 0.1 is a little above 0.1.
+		return available < int64(float64(capacity)*float64(t.Percentage))
 	}
 	for _, t := range thresholds {
 		switch t.Signal {

@@ -69,7 +69,7 @@ func (r *Registrar) tryRegister(ctx context.Context) error {
 	}
 	changed := map[string]string{}
 	for k, v := range r.Labels {
-		if existing.Labels[k] != v {
+		if cur, ok := existing.Labels[k]; !ok || cur != v {
 			changed[k] = v
 		}
 	}

@@ -113,10 +113,10 @@ func (c *StatusController) tryUpdate(ctx context.Context, attempt int) error {
 	if !StatusChanged(&node.Status, &updated.Status) && now.Sub(c.lastReport) < c.ReportFrequency {
 		return nil
 	}
+	// PatchNodeStatus formats the API error with %v, so a NotFound cannot
+	// be told apart here: when the Node went away since the Get, the next
+	// try's Get finds it gone and registers it again.
 	if _, _, err := nodeutil.PatchNodeStatus(c.Client.CoreV1(), types.NodeName(c.NodeName), node, updated); err != nil {
-		if apierrors.IsNotFound(err) {
-			return c.Register(ctx)
-		}
 		return fmt.Errorf("patching node %q status: %w", c.NodeName, err)
 	}
 	c.lastReport = now
