@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/krustlet/krustlet-go/pkg/bootstrap"
 	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/server"
 	"github.com/krustlet/krustlet-go/pkg/node"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 	"github.com/krustlet/krustlet-go/pkg/version"
@@ -55,7 +57,8 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
-	creds, err := setUpCredentials(ctx, cfg)
+	metrics := newMetricsRegistry()
+	creds, err := setUpCredentials(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
@@ -73,14 +76,14 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.TLSCertFile == "" && cfg.RotateServerCertificates {
-		serving, err := bootstrap.NewServingCertificateManager(ctx, client, cfg.CertDir, cfg.NodeName, cfg.Hostname, ips)
-		if err != nil {
-			return err
-		}
-		serving.Start()
-		defer serving.Stop()
-		go bootstrap.ReportPendingServingCSR(ctx, client, serving, cfg.NodeName)
+	getCert, stopServing, err := servingCertificate(ctx, cfg, client, ips)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
+	caData, err := clientCA(cfg, creds.clientCA)
+	if err != nil {
+		return err
 	}
 
 	machine := node.Machine{DataDir: cfg.DataDir}
@@ -112,11 +115,36 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	runPods, err := newPodRunner(gctx, cfg, client, prov, ips, clk)
+	podRunner, err := newPodRunner(gctx, cfg, client, prov, ips, clk, metrics)
 	if err != nil {
 		return err
 	}
-	g.Go(func() error { return runPods(gctx) })
+	g.Go(func() error { return podRunner.run(gctx) })
+	api, err := server.New(server.Options{
+		NodeName:       cfg.NodeName,
+		Address:        cfg.Address,
+		Port:           cfg.Port,
+		HealthzAddress: cfg.HealthzBindAddress,
+		HealthzPort:    cfg.HealthzPort,
+		GetCertificate: getCert,
+		Auth: server.AuthOptions{
+			ClientCA:    caData,
+			Anonymous:   cfg.AnonymousAuth,
+			Webhook:     cfg.AuthenticationTokenWebhook,
+			AlwaysAllow: cfg.AuthorizationMode == config.AuthorizationModeAlwaysAllow,
+			Client:      client,
+		},
+		EnableDebugging: cfg.EnableDebuggingHandlers,
+		Pods:            podRunner.pods,
+		Provider:        prov,
+		Machine:         machine,
+		Metrics:         metrics,
+		Now:             clk.Now,
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return api.Run(gctx) })
 	status := &node.StatusController{
 		Client:          client,
 		NodeName:        cfg.NodeName,
@@ -153,13 +181,15 @@ func Run(ctx context.Context, cfg *config.Config) error {
 // credentials are the API client configurations of the running agent.
 type credentials struct {
 	client, heartbeat *rest.Config
-	closeAll          func()
-	stop              func()
+	// clientCA is the configuration whose CA the node trusts.
+	clientCA *rest.Config
+	closeAll func()
+	stop     func()
 }
 
 // setUpCredentials bootstraps a client certificate if needed, starts its
 // rotation, and returns client configurations that follow it.
-func setUpCredentials(ctx context.Context, cfg *config.Config) (*credentials, error) {
+func setUpCredentials(ctx context.Context, cfg *config.Config, metrics *prometheus.Registry) (*credentials, error) {
 	cfgs, err := bootstrap.LoadClientConfig(ctx, cfg.Kubeconfig, cfg.BootstrapKubeconfig, cfg.CertDir)
 	if err != nil {
 		return nil, err
@@ -169,7 +199,7 @@ func setUpCredentials(ctx context.Context, cfg *config.Config) (*credentials, er
 			return nil, err
 		}
 	}
-	creds := &credentials{closeAll: func() {}, stop: func() {}}
+	creds := &credentials{closeAll: func() {}, stop: func() {}, clientCA: cfgs.Client}
 	clientConfig := rest.CopyConfig(cfgs.Client)
 	if cfg.BootstrapKubeconfig != "" && cfg.RotateCertificates || cfgs.Bootstrap != nil {
 		var m certificate.Manager
@@ -202,6 +232,8 @@ func setUpCredentials(ctx context.Context, cfg *config.Config) (*credentials, er
 	creds.heartbeat = rest.CopyConfig(clientConfig)
 	creds.heartbeat.QPS = -1
 	creds.heartbeat.Timeout = time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second
+	instrument(creds.client, metrics, "main")
+	instrument(creds.heartbeat, metrics, "heartbeat")
 	return creds, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,9 +18,11 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/env"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/pods"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
 	"github.com/krustlet/krustlet-go/pkg/provider"
+	"github.com/krustlet/krustlet-go/pkg/volume"
 )
 
 // statusWorkers write pod statuses in parallel.
@@ -29,7 +32,13 @@ const statusWorkers = 4
 // this node (the Node authorizer requires the field selector), one on the
 // Node itself for admission, the event recorder, the status manager and the
 // pod workers. The returned function runs them until ctx ends.
-func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Interface, prov provider.Provider, ips []net.IP, clk clock.WithTicker) (func(context.Context) error, error) {
+// podRunner runs the pods of the node.
+type podRunner struct {
+	pods *pods.Manager
+	run  func(context.Context) error
+}
+
+func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Interface, prov provider.Provider, ips []net.IP, clk clock.WithTicker, metrics prometheus.Registerer) (*podRunner, error) {
 	podInformers := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = "spec.nodeName=" + cfg.NodeName
 	}))
@@ -46,15 +55,22 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 
 	var pm *pods.Manager
 	statusManager := status.NewManager(client, func(ns, name string) *v1.Pod { return pm.Pod(ns, name) })
-	volumes, builder, creds, err := podConfigParts(cfg, client, ips, recorder, func() v1.ResourceList {
+	allocatable := func() v1.ResourceList {
 		if n, err := nodeLister.Get(cfg.NodeName); err == nil {
 			return n.Status.Allocatable
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
+	volumes, err := volume.NewManager(volume.Options{Client: client, Clock: clk, Allocatable: allocatable})
+	if err != nil {
+		return nil, fmt.Errorf("creating volume manager: %w", err)
+	}
+	builder, err := env.NewBuilder(env.Options{Client: client, Objects: volumes.Objects(), SubPaths: volumes,
+		NodeIPs: ips, Allocatable: allocatable, Recorder: recorder})
+	if err != nil {
+		return nil, fmt.Errorf("creating container config builder: %w", err)
+	}
+	var creds pods.CredentialSource
 	pm, err = pods.NewManager(pods.Config{
 		NodeName:    cfg.NodeName,
 		NodeIPs:     ips,
@@ -69,11 +85,12 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 		LogMaxSize:  cfg.ContainerLogMaxSize.Value(),
 		LogMaxFiles: int(cfg.ContainerLogMaxFiles),
 		Clock:       clk,
+		Metrics:     metrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating pod manager: %w", err)
 	}
-	return func(ctx context.Context) error {
+	return &podRunner{pods: pm, run: func(ctx context.Context) error {
 		defer broadcaster.Shutdown()
 		podInformers.Start(ctx.Done())
 		nodeInformers.Start(ctx.Done())
@@ -83,7 +100,8 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 		klog.FromContext(ctx).V(2).Info("Node informer synced; taking pods")
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return statusManager.Run(gctx, statusWorkers) })
+		g.Go(func() error { return builder.Run(gctx) })
 		g.Go(func() error { return pm.Run(gctx, podInformer) })
 		return g.Wait()
-	}, nil
+	}}, nil
 }

@@ -102,6 +102,9 @@ func (m Machine) Usage() (Usage, error) {
 
 func (m Machine) path(p string) string { return filepath.Join(m.Root, p) }
 
+// Path returns p (an absolute /proc or /sys path) under the machine's root.
+func (m Machine) Path(p string) string { return m.path(p) }
+
 func (m Machine) meminfo() (map[string]int64, error) {
 	f, err := os.Open(m.path("/proc/meminfo"))
 	if err != nil {

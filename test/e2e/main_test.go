@@ -45,6 +45,9 @@ func runWithCluster(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: starting the control plane:", err)
 		return 1
 	}
+	// kubelet-serving CSRs of the nodes are approved as an operator's
+	// approver would, so that the API server can reach their node API.
+	go controlplane.RunServingApprover(ctx, cluster.AdminClient()) //nolint:errcheck
 	root, err := controlplane.RepoRoot()
 	if err == nil {
 		krustletBin, err = krustlet.Build(ctx, root, dir)

@@ -2,12 +2,13 @@ package pods
 
 import (
 	"context"
-	"errors"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/krustlet/krustlet-go/pkg/provider"
+	"github.com/krustlet/krustlet-go/pkg/volume"
 )
 
 // VolumeManager materialises a pod's volumes on the host. It must be safe
@@ -42,4 +43,17 @@ type CredentialSource interface {
 
 // ErrVolumeSourceMissing marks a volume whose source (ConfigMap, Secret)
 // does not exist yet.
-var ErrVolumeSourceMissing = errors.New("volume source missing")
+var ErrVolumeSourceMissing = volume.ErrSourceMissing
+
+// TokenRefresher is implemented by volume managers whose volumes hold
+// tokens that must be rewritten on time: the worker sets the volumes up
+// again at the time it returns.
+type TokenRefresher interface {
+	NextTokenRefresh(uid types.UID) (time.Time, bool)
+}
+
+// SizeLimiter is implemented by volume managers that measure emptyDir
+// volumes against their sizeLimit; a pod over a limit is evicted.
+type SizeLimiter interface {
+	SizeLimitViolations(pod *v1.Pod, podDir string) ([]volume.SizeLimitViolation, error)
+}

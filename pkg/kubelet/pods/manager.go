@@ -79,7 +79,10 @@ type Manager struct {
 	mu      sync.Mutex
 	workers map[types.UID]*worker
 	images  map[string]bool
+	running map[string]RunningContainer
 }
+
+var everything = labels.Everything()
 
 // NewManager returns a pod manager.
 func NewManager(cfg Config) (*Manager, error) {
@@ -102,6 +105,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		pullBackoff:    newBackoff(),
 		workers:        map[types.UID]*worker{},
 		images:         map[string]bool{},
+		running:        map[string]RunningContainer{},
 	}, nil
 }
 

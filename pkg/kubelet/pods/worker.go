@@ -30,6 +30,9 @@ const (
 	// volumeResync sets up volumes again while the pod runs, so that
 	// ConfigMap, Secret, projected and downward API contents follow the API.
 	volumeResync = 30 * time.Second
+	// sizeLimitCheck is how often emptyDir volumes with a sizeLimit are
+	// measured.
+	sizeLimitCheck = 10 * time.Second
 	// minimumGracePeriod is the shortest grace period a graceful deletion
 	// gets, as in the kubelet.
 	minimumGracePeriod = 2 * time.Second
@@ -59,6 +62,7 @@ type worker struct {
 	volumes       map[string]string
 	volumesReady  bool
 	volumesSynced time.Time
+	sizeChecked   time.Time
 	lastMountErr  string
 	startTime     time.Time
 	terminal      bool
@@ -222,13 +226,29 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 		requeue = deadline.Sub(now)
 	}
 
-	if !w.volumesReady || now.Sub(w.volumesSynced) >= volumeResync {
+	refresh, hasRefresh := w.tokenRefresh()
+	if !w.volumesReady || now.Sub(w.volumesSynced) >= volumeResync || (hasRefresh && !now.Before(refresh)) {
 		if d := w.setUpVolumes(ctx, pod); d > 0 {
 			w.publish(pod)
 			return minPositive(requeue, d), false
 		}
+		refresh, hasRefresh = w.tokenRefresh()
 	}
 	requeue = minPositive(requeue, volumeResync)
+	if hasRefresh {
+		requeue = minPositive(requeue, max(refresh.Sub(now), time.Millisecond))
+	}
+	if hasSizeLimit(pod) {
+		requeue = minPositive(requeue, sizeLimitCheck)
+	}
+	if msg := w.sizeLimitExceeded(ctx, pod, now); msg != "" {
+		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, "Evicted", msg)
+		w.stopAll(ctx, pod, gracePeriod(pod, false))
+		w.terminal, w.reason, w.message = true, "Evicted", msg
+		w.active.Store(false)
+		w.publish(pod)
+		return 0, false
+	}
 
 	initDone := true
 	for i := range pod.Spec.InitContainers {
@@ -303,6 +323,43 @@ func (w *worker) setUpVolumes(ctx context.Context, pod *v1.Pod) time.Duration {
 	w.lastMountErr = ""
 	w.volumes, w.volumesReady = vols, true
 	return 0
+}
+
+// tokenRefresh is when the pod's volumes hold a token that must be
+// rewritten.
+func (w *worker) tokenRefresh() (time.Time, bool) {
+	if r, ok := w.m.cfg.Volumes.(TokenRefresher); ok {
+		return r.NextTokenRefresh(w.uid)
+	}
+	return time.Time{}, false
+}
+
+// sizeLimitExceeded returns the eviction message when an emptyDir of the
+// pod is over its sizeLimit, as the kubelet's eviction manager does.
+func (w *worker) sizeLimitExceeded(ctx context.Context, pod *v1.Pod, now time.Time) string {
+	l, ok := w.m.cfg.Volumes.(SizeLimiter)
+	if !ok || !hasSizeLimit(pod) || now.Sub(w.sizeChecked) < sizeLimitCheck {
+		return ""
+	}
+	w.sizeChecked = now
+	vs, err := l.SizeLimitViolations(pod, w.m.podDir(pod.UID))
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Measuring emptyDir volumes failed")
+		return ""
+	}
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0].Message()
+}
+
+func hasSizeLimit(pod *v1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // startOrBackOff starts a container, or says how long its crash-loop
@@ -393,6 +450,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 	st.containerID = w.m.runtimeName + "://" + id
 	st.imageID = img.ID
 	w.m.metrics.containerStarted(pod, r)
+	w.m.trackRun(pod, c.Name, r)
 	rec.Eventf(pod, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	rec.Eventf(pod, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	klog.FromContext(ctx).V(2).Info("Started container", "container", c.Name, "run", runIndex)
@@ -415,6 +473,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 			klog.FromContext(ctx).Error(err, "Writing container log failed", "container", c.Name)
 		}
 		r.exit = exit
+		w.m.untrackRun(r)
 		close(r.done)
 		w.poke()
 	}()

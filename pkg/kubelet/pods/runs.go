@@ -1,0 +1,124 @@
+package pods
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
+)
+
+// RunningContainer is one container run in progress, for the node API's
+// statistics.
+type RunningContainer struct {
+	Pod       *v1.Pod
+	Container string
+	// ID is the provider's ContainerConfig.ID of the run.
+	ID        string
+	StartedAt time.Time
+}
+
+// ErrNotFound marks a pod or container the node does not have.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadRequest marks a request that cannot be served as asked.
+var ErrBadRequest = errors.New("bad request")
+
+// trackRun and untrackRun keep the registry of runs in progress that
+// RunningContainers reads from other goroutines.
+func (m *Manager) trackRun(pod *v1.Pod, container string, r *run) {
+	m.mu.Lock()
+	m.running[r.id] = RunningContainer{Pod: pod, Container: container, ID: r.id, StartedAt: r.startedAt}
+	m.mu.Unlock()
+}
+
+func (m *Manager) untrackRun(r *run) {
+	m.mu.Lock()
+	delete(m.running, r.id)
+	m.mu.Unlock()
+}
+
+// RunningContainers lists the container runs in progress.
+func (m *Manager) RunningContainers() []RunningContainer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]RunningContainer, 0, len(m.running))
+	for _, rc := range m.running {
+		out = append(out, rc)
+	}
+	return out
+}
+
+// LogFile returns the log file of a container's latest run (or the run
+// before it, with previous) and a function that reports whether that run
+// still writes to it.
+func (m *Manager) LogFile(namespace, name, container string, previous bool) (string, func() bool, error) {
+	pod := m.Pod(namespace, name)
+	if pod == nil {
+		return "", nil, fmt.Errorf("%w: pod %q in namespace %q is not on this node", ErrNotFound, name, namespace)
+	}
+	if !hasContainer(pod, container) {
+		return "", nil, fmt.Errorf("%w: container %q is not in pod %q", ErrNotFound, container, name)
+	}
+	dir := logs.ContainerDir(m.logDir(), namespace, name, string(pod.UID), container)
+	runs := logRuns(dir)
+	idx := len(runs) - 1
+	if previous {
+		idx--
+	}
+	if idx < 0 {
+		if previous {
+			return "", nil, fmt.Errorf("%w: previous terminated container %q in pod %q not found", ErrBadRequest, container, name)
+		}
+		return "", nil, fmt.Errorf("%w: container %q in pod %q is waiting to start: no log yet", ErrBadRequest, container, name)
+	}
+	run := runs[idx]
+	id := fmt.Sprintf("%s_%s_%d", pod.UID, container, run)
+	return logs.RunPath(dir, int32(run)), func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		_, ok := m.running[id]
+		return ok
+	}, nil
+}
+
+// logRuns lists the run numbers that have a log file, ascending.
+func logRuns(dir string) []int {
+	entries, _ := os.ReadDir(dir)
+	var runs []int
+	for _, e := range entries {
+		base, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(base); err == nil {
+			runs = append(runs, n)
+		}
+	}
+	slices.Sort(runs)
+	return runs
+}
+
+func hasContainer(pod *v1.Pod, name string) bool {
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		if slices.ContainsFunc(list, func(c v1.Container) bool { return c.Name == name }) {
+			return true
+		}
+	}
+	return false
+}
+
+// Pods returns the pods bound to this node, as the API has them.
+func (m *Manager) Pods() []*v1.Pod {
+	if m.lister == nil {
+		return nil
+	}
+	pods, _ := m.lister.List(everything)
+	return pods
+}
