@@ -91,6 +91,10 @@ func LoadClientConfig(ctx context.Context, kubeconfigPath, bootstrapPath, certDi
 	if err != nil {
 		return nil, err
 	}
+	// Paths in it are relative to its own directory, not the kubeconfig's.
+	if err := clientcmd.ResolveLocalPaths(bootstrapAPI); err != nil {
+		return nil, err
+	}
 	if err := writeCertKubeconfig(kubeconfigPath, bootstrapAPI, pem); err != nil {
 		return nil, err
 	}
