@@ -141,6 +141,20 @@ func newPKI(dir string, serviceIP net.IP) (*PKI, error) {
 	return p, nil
 }
 
+// NewTestCA returns a PKI with only a CA of its own, in memory, for tests
+// that need certificates the cluster does not trust.
+func NewTestCA() (*PKI, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	ca, err := certutil.NewSelfSignedCACert(certutil.Config{CommonName: "untrusted-test-ca"}, key)
+	if err != nil {
+		return nil, err
+	}
+	return &PKI{ca: ca, caKey: key}, nil
+}
+
 // SignClientCert issues a client certificate from the cluster CA, for tests
 // that need an identity of their own. It returns PEM-encoded cert and key.
 func (p *PKI) SignClientCert(commonName string, groups ...string) (certPEM, keyPEM []byte, err error) {
