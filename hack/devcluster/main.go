@@ -30,6 +30,7 @@ import (
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
 	"github.com/krustlet/krustlet-go/test/framework/krustlet"
+	"github.com/krustlet/krustlet-go/test/framework/wasmbuild"
 )
 
 func main() {
@@ -87,8 +88,12 @@ func up(ctx context.Context, dir, krustletBin string) error {
 		printSourceHint(dir)
 		return nil
 	}
-	// Whatever a previous run left (stopped processes, old PKI) goes.
+	// Whatever a previous run left (stopped processes, old PKI, volumes
+	// still mounted) goes.
 	if _, err := controlplane.StopDir(dir); err != nil {
+		return err
+	}
+	if err := krustlet.UnmountAll(dir); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -115,6 +120,7 @@ func up(ctx context.Context, dir, krustletBin string) error {
 		DataDir: filepath.Join(dir, "node"),
 		LogDir:  filepath.Join(dir, "logs"),
 		Detach:  true,
+		Extra:   []string{"--x-allow-local-modules"},
 	})
 	if err != nil {
 		return err
@@ -142,7 +148,10 @@ func up(ctx context.Context, dir, krustletBin string) error {
 	kubectl := exec.CommandContext(ctx, cp.Binaries.Kubectl, "--kubeconfig", cp.AdminKubeconfig, "get", "nodes", "-o", "wide")
 	kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
 	_ = kubectl.Run()
-	fmt.Printf("More nodes join with:\n  %s --node-name NAME --port PORT --data-dir DIR\n", join)
+	if err := runSample(ctx, cp); err != nil {
+		return err
+	}
+	fmt.Printf("\nMore nodes join with:\n  %s --node-name NAME --port PORT --data-dir DIR\n", join)
 	printSourceHint(dir)
 	return nil
 }
@@ -154,6 +163,9 @@ func printSourceHint(dir string) {
 func down(dir string) error {
 	running, err := controlplane.StopDir(dir)
 	if err != nil {
+		return err
+	}
+	if err := krustlet.UnmountAll(dir); err != nil {
 		return err
 	}
 	if running {
@@ -187,6 +199,55 @@ func approveServing(ctx context.Context, kubeconfig string) error {
 		return err
 	}
 	return controlplane.RunServingApprover(klog.NewContext(ctx, klog.Background()), client)
+}
+
+// samplePod is the pod `make up` runs to show the node at work.
+const samplePod = "hello-wasm"
+
+// runSample runs a sample Wasm pod on the node and prints the pods and its
+// logs, as a user would look at them.
+func runSample(ctx context.Context, cp *controlplane.ControlPlane) error {
+	module, err := wasmbuild.Build(ctx, "testmod")
+	if err != nil {
+		return fmt.Errorf("building the sample module: %w", err)
+	}
+	image := "fs/" + module
+	fmt.Printf("==> running the sample pod %s (module %s)\n", samplePod, image)
+	client := cp.AdminClient()
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: samplePod, Namespace: metav1.NamespaceDefault},
+		Spec: v1.PodSpec{
+			RestartPolicy: v1.RestartPolicyNever,
+			NodeSelector:  map[string]string{v1.LabelHostname: nodeName},
+			Tolerations:   []v1.Toleration{{Key: "kubernetes.io/arch", Operator: v1.TolerationOpEqual, Value: "wasm32-wasi"}},
+			Containers: []v1.Container{{
+				Name:  "hello",
+				Image: image,
+				Args:  []string{"echo", "Hello from WebAssembly on krustlet!", "env", "POD_NAME", "args"},
+				Env: []v1.EnvVar{{Name: "POD_NAME", ValueFrom: &v1.EnvVarSource{
+					FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+			}},
+		},
+	}
+	if _, err := client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the sample pod: %w", err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && (p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed), nil
+	})
+	if err != nil {
+		return fmt.Errorf("the sample pod did not finish: %w", err)
+	}
+	for _, args := range [][]string{{"get", "pods", "-o", "wide"}, {"logs", samplePod}} {
+		fmt.Printf("\n$ kubectl %s\n", strings.Join(args, " "))
+		kubectl := exec.CommandContext(ctx, cp.Binaries.Kubectl, append([]string{"--kubeconfig", cp.AdminKubeconfig}, args...)...)
+		kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
+		if err := kubectl.Run(); err != nil {
+			return fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return nil
 }
 
 // waitForNode waits until the node is Ready, or fails with the end of its

@@ -203,6 +203,9 @@ func TestDevClusterUpDown(t *testing.T) {
 	if !regexp.MustCompile(`krustlet-dev\s+Ready`).MatchString(out) {
 		t.Errorf("up did not show the node Ready:\n%s", out)
 	}
+	if !regexp.MustCompile(`hello-wasm\s+0/1\s+Completed`).MatchString(out) || !strings.Contains(out, "Hello from WebAssembly on krustlet!\nhello-wasm\nhello\n") {
+		t.Errorf("up did not show the sample pod and its logs:\n%s", out)
+	}
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
 	if err != nil || !strings.Contains(string(env), "export KUBECONFIG=") || !strings.Contains(string(env), "export NODE_NAME=krustlet-dev") || !strings.Contains(string(env), "krustlet join --server https://127.0.0.1:") {
 		t.Fatalf("env file: %v\n%s", err, env)

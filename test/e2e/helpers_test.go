@@ -33,7 +33,7 @@ func joinNode(t *testing.T, cp *controlplane.ControlPlane, name string, extra ..
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
+		if err := n.Cleanup(); err != nil {
 			t.Errorf("stopping node %s: %v", name, err)
 		}
 		if t.Failed() {

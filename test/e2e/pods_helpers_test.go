@@ -59,7 +59,7 @@ func stopSharedNode() error {
 	if sharedNode == nil {
 		return nil
 	}
-	return sharedNode.Stop()
+	return sharedNode.Cleanup()
 }
 
 // testmod returns the image reference of the general-purpose test module.

@@ -299,8 +299,14 @@ func TestVolumeEmptyDir(t *testing.T) {
 		pod := createPod(ctx, t, spec)
 		_, running := watchPod(ctx, t, pod, 2*time.Minute, isPhase(v1.PodRunning, v1.PodSucceeded, v1.PodFailed))
 		start := time.Now()
-		_, final := watchPod(ctx, t, running, 3*time.Minute, isPhase(v1.PodSucceeded, v1.PodFailed))
-		t.Logf("evicted %v after the pod was seen running", time.Since(start).Round(time.Second))
+		ev := waitForEvent(ctx, t, running, "Evicted", 2*time.Minute)
+		evicted := time.Since(start)
+		_, final := watchPod(ctx, t, running, 2*time.Minute, isPhase(v1.PodSucceeded, v1.PodFailed))
+		t.Logf("after the pod was seen running: Evicted event at %v, phase %s at %v",
+			evicted.Round(time.Second), final.Status.Phase, time.Since(start).Round(time.Second))
+		if ev.Type != v1.EventTypeWarning || !strings.Contains(ev.Message, `"data"`) {
+			t.Errorf("Evicted event %s %q", ev.Type, ev.Message)
+		}
 		if final.Status.Phase != v1.PodFailed || final.Status.Reason != "Evicted" ||
 			!strings.Contains(final.Status.Message, `"data"`) || !strings.Contains(final.Status.Message, "1Mi") {
 			t.Errorf("want Failed/Evicted naming volume data and 1Mi: %s", describeStatus(final))
@@ -310,10 +316,6 @@ func TestVolumeEmptyDir(t *testing.T) {
 		}
 		if got := logText(containerLog(t, n, final, "main", 0)); !slices.Contains(got, "stdout: wrote 3 MiB") {
 			t.Errorf("module log %q", got)
-		}
-		ev := waitForEvent(ctx, t, final, "Evicted", time.Minute)
-		if ev.Type != v1.EventTypeWarning || !strings.Contains(ev.Message, `"data"`) {
-			t.Errorf("Evicted event %s %q", ev.Type, ev.Message)
 		}
 	})
 }

@@ -33,6 +33,9 @@ const (
 	// sizeLimitCheck is how often emptyDir volumes with a sizeLimit are
 	// measured.
 	sizeLimitCheck = 10 * time.Second
+	// evictionGracePeriod is the grace period of a pod evicted for going
+	// over a limit, the kubelet's immediate eviction.
+	evictionGracePeriod = time.Second
 	// minimumGracePeriod is the shortest grace period a graceful deletion
 	// gets, as in the kubelet.
 	minimumGracePeriod = 2 * time.Second
@@ -243,7 +246,7 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	}
 	if msg := w.sizeLimitExceeded(ctx, pod, now); msg != "" {
 		w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, "Evicted", msg)
-		w.stopAll(ctx, pod, gracePeriod(pod, false))
+		w.stopAll(ctx, pod, evictionGracePeriod)
 		w.terminal, w.reason, w.message = true, "Evicted", msg
 		w.active.Store(false)
 		w.publish(pod)
@@ -277,21 +280,28 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 		requeue = minPositive(requeue, w.startOrBackOff(ctx, pod, c, st))
 		break
 	}
+	// appsDone: every regular container ended for good. The phase does not
+	// say so while sidecars run (they count as running, as in getPhase);
+	// the kubelet then kills the pod (computePodActions' KillPod).
+	appsDone := false
 	if initDone {
+		appsDone = len(pod.Spec.Containers) > 0
 		for i := range pod.Spec.Containers {
 			c := &pod.Spec.Containers[i]
 			st := w.containers[c.Name]
 			if st.running() {
+				appsDone = false
 				continue
 			}
 			if st.last != nil && !shouldRestart(pod.Spec.RestartPolicy, st.last.ExitCode) {
 				st.waiting = nil
 				continue
 			}
+			appsDone = false
 			requeue = minPositive(requeue, w.startOrBackOff(ctx, pod, c, st))
 		}
 	}
-	if p := w.publish(pod); isTerminalPhase(p) {
+	if p := w.publish(pod); appsDone || isTerminalPhase(p) {
 		// Every regular container is done for good: stop the sidecars and
 		// keep the pod as it ended.
 		w.stopAll(ctx, pod, gracePeriod(pod, false))
@@ -677,12 +687,33 @@ func (w *worker) status(pod *v1.Pod) v1.PodStatus {
 	if w.terminal && isTerminalPhase(pod.Status.Phase) {
 		s.Phase = pod.Status.Phase
 	}
-	if w.reason == "DeadlineExceeded" {
+	if w.reason == "DeadlineExceeded" || w.reason == "Evicted" {
 		s.Phase = v1.PodFailed
 	}
 	s.Reason, s.Message = w.reason, w.message
 	s.Conditions = conditions(pod, pod.Status.Conditions, s.InitContainerStatuses, s.ContainerStatuses, s.Phase, w.volumesReady, now)
+	if w.reason == "Evicted" {
+		s.Conditions = setPodCondition(s.Conditions, v1.PodCondition{
+			Type: v1.DisruptionTarget, Status: v1.ConditionTrue, Reason: v1.PodReasonTerminationByKubelet,
+			Message: w.message, LastTransitionTime: now,
+		})
+	}
 	return s
+}
+
+// setPodCondition adds c, or replaces the condition of its type, keeping
+// the transition time when the status did not change.
+func setPodCondition(conds []v1.PodCondition, c v1.PodCondition) []v1.PodCondition {
+	for i := range conds {
+		if conds[i].Type == c.Type {
+			if conds[i].Status == c.Status {
+				c.LastTransitionTime = conds[i].LastTransitionTime
+			}
+			conds[i] = c
+			return conds
+		}
+	}
+	return append(conds, c)
 }
 
 // gracePeriod is how long a deleted pod's containers get to stop.

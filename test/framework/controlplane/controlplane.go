@@ -74,7 +74,7 @@ type state struct {
 
 // Start builds (or reuses) the binaries and brings a control plane up; see
 // the package documentation. On error everything already started is stopped.
-func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
+func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("controlplane: Options.Dir is required")
 	}
@@ -112,7 +112,7 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 		return nil, err
 	}
 	etcdClient, etcdPeer, apiPort, cmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
-	cp = &ControlPlane{
+	cp := &ControlPlane{
 		Dir:             dir,
 		PKI:             pki,
 		Binaries:        bins,

@@ -50,18 +50,12 @@ func StartProcess(name, bin string, args []string, logDir string, detach bool) (
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &Process{Name: name, PID: cmd.Process.Pid, Path: bin, Log: logPath, cmd: cmd, done: make(chan struct{})}
-	if detach {
-		// Released, not waited for: the process is reparented when this one
-		// exits and is stopped later by PID.
-		_ = cmd.Process.Release()
-		p.cmd = nil
+	// Waited for while this process lives (a detached one is reparented
+	// when it exits, and is stopped later by PID).
+	go func() {
+		p.err = cmd.Wait()
 		close(p.done)
-	} else {
-		go func() {
-			p.err = cmd.Wait()
-			close(p.done)
-		}()
-	}
+	}()
 	return p, nil
 }
 

@@ -5,11 +5,14 @@ package krustlet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -107,6 +110,12 @@ func (n *Node) Stop() error {
 	return n.Proc.Stop(30 * time.Second)
 }
 
+// Cleanup stops the agent and unmounts what its pods left mounted under
+// its data dir.
+func (n *Node) Cleanup() error {
+	return errors.Join(n.Stop(), UnmountAll(n.DataDir))
+}
+
 // Kill ends the agent with SIGKILL, as a crash would, and waits for it.
 func (n *Node) Kill() error {
 	if err := syscall.Kill(n.Proc.PID, syscall.SIGKILL); err != nil {
@@ -117,3 +126,33 @@ func (n *Node) Kill() error {
 
 // LogPath is the node's log file.
 func (n *Node) LogPath() string { return n.Proc.Log }
+
+// UnmountAll unmounts every mount point under dir (the tmpfs volumes of a
+// node's pods stay mounted when the agent stops, as with the kubelet), so
+// that dir can be removed.
+func UnmountAll(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	// Deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	var errs []error
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
