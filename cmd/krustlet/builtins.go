@@ -1,16 +1,85 @@
 package main
 
 import (
+	"context"
+	"path/filepath"
+
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/krustlet/krustlet-go/pkg/provider"
+	"github.com/krustlet/krustlet-go/pkg/registry"
+	"github.com/krustlet/krustlet-go/pkg/version"
 	"github.com/krustlet/krustlet-go/pkg/wasmtime"
 )
 
 // The providers built into this binary, by the name --provider takes.
 func init() {
-	provider.Register("wasmtime", func(o provider.Options) (provider.Provider, error) {
-		return wasmtime.New(wasmtime.Options{
-			DataDir:           o.DataDir,
-			AllowLocalModules: o.AllowLocalModules,
-		})
+	provider.Register("wasmtime", newWasmtime)
+}
+
+// newWasmtime builds the wasmtime provider with OCI registries as its
+// module source; the content store is DataDir/images.
+func newWasmtime(o provider.Options) (provider.Provider, error) {
+	reg, err := registry.New(registry.Options{
+		Dir:                filepath.Join(o.DataDir, "images"),
+		InsecureRegistries: o.InsecureRegistries,
+		CAFile:             o.RegistryCAFile,
+		PullTimeout:        o.PullTimeout,
+		MaxModuleSize:      o.MaxModuleSize,
+		UserAgent:          "krustlet/" + version.Get().String(),
 	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := wasmtime.New(wasmtime.Options{
+		DataDir:           o.DataDir,
+		AllowLocalModules: o.AllowLocalModules,
+		Source:            moduleSource{reg},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &withImages{Provider: p, reg: reg, gcHigh: int(o.ImageGCHighThresholdPercent), gcLow: int(o.ImageGCLowThresholdPercent)}, nil
+}
+
+// moduleSource adapts the registry to wasmtime's ModuleSource; neither
+// package knows the other.
+type moduleSource struct{ reg *registry.Registry }
+
+func (s moduleSource) Fetch(ctx context.Context, req provider.PullRequest) (provider.Image, wasmtime.ModuleBlob, error) {
+	img, m, err := s.reg.Pull(ctx, req)
+	if err != nil {
+		return provider.Image{}, wasmtime.ModuleBlob{}, err
+	}
+	return img, wasmtime.ModuleBlob{Digest: m.Digest, Path: m.Path}, nil
+}
+
+// withImages is the wasmtime provider (every method and optional
+// capability of it) plus the registry's image capabilities, which the core
+// finds by type assertion:
+//
+//	ListImages(ctx) ([]v1.ContainerImage, error)  // the Node's status.images
+//	RunImageGC(ctx, inUse func() []string) error  // the image GC loop
+type withImages struct {
+	*wasmtime.Provider
+	reg           *registry.Registry
+	gcHigh, gcLow int
+}
+
+// ListImages lists the stored images, largest first.
+func (p *withImages) ListImages(context.Context) ([]v1.ContainerImage, error) {
+	return p.reg.Images(), nil
+}
+
+// RunImageGC collects unused images until ctx ends (see registry.ImageGC);
+// inUse lists the images of the node's pods.
+func (p *withImages) RunImageGC(ctx context.Context, inUse func() []string) error {
+	gc := &registry.ImageGC{
+		Store:                p.reg.Store(),
+		InUse:                inUse,
+		OnRemove:             p.Provider.ForgetModule,
+		HighThresholdPercent: p.gcHigh,
+		LowThresholdPercent:  p.gcLow,
+	}
+	return gc.Run(ctx)
 }

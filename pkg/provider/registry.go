@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Options are what every provider is built from.
@@ -18,6 +19,20 @@ type Options struct {
 	AllowLocalModules bool
 	// InsecureRegistries may be reached over plain HTTP.
 	InsecureRegistries []string
+	// RegistryCAFile is a PEM bundle trusted for registries instead of the
+	// system roots (--registry-ca-file). Empty: the system roots.
+	RegistryCAFile string
+	// PullTimeout bounds one image pull. Zero: the provider's default.
+	PullTimeout time.Duration
+	// MaxModuleSize refuses larger modules, in bytes. Zero: the
+	// provider's default.
+	MaxModuleSize int64
+	// ImageGCHighThresholdPercent and ImageGCLowThresholdPercent are the
+	// image garbage collection thresholds (--image-gc-high-threshold,
+	// --image-gc-low-threshold) for providers that keep images. Zero: 85
+	// and 80.
+	ImageGCHighThresholdPercent int32
+	ImageGCLowThresholdPercent  int32
 }
 
 // Factory builds a provider.

@@ -208,3 +208,28 @@ func (p *Provider) inspect(m *wasmtime.Module) *compiled {
 	}
 	return c
 }
+
+// ForgetModule drops the compiled form of the module with digest, from
+// memory and from the on-disk cache: image garbage collection calls it once
+// the module's bytes are gone from the node. Runs in progress keep the
+// compiled module they hold; a later pull of an image with this module
+// compiles it again. It is safe for concurrent use.
+func (p *Provider) ForgetModule(digest string) {
+	p.mu.Lock()
+	delete(p.modules, digest)
+	for id, d := range p.images {
+		if d == digest {
+			delete(p.images, id)
+		}
+	}
+	p.mu.Unlock()
+	if _, err := parseDigest(digest); err != nil {
+		return
+	}
+	path := p.cachePath(digest)
+	for _, f := range []string{path, path + sumSuffix} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			p.log.Info("Could not remove compiled module", "path", f, "err", err)
+		}
+	}
+}

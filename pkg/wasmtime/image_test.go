@@ -211,3 +211,37 @@ func TestCompiledCacheRecovery(t *testing.T) {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }
+
+// ForgetModule drops the compiled module from memory and from the cache, so
+// the next pull compiles it again.
+func TestForgetModule(t *testing.T) {
+	module := watModule(t, helloWAT)
+	p := newProvider(t, Options{AllowLocalModules: true})
+	img := pull(t, p, module)
+	digest := p.images[img.ID]
+	cached := p.cachePath(digest)
+	if _, err := os.Stat(cached); err != nil {
+		t.Fatalf("compiled module not cached: %v", err)
+	}
+	p.ForgetModule(digest)
+	for _, f := range []string{cached, cached + sumSuffix} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s still exists (%v)", f, err)
+		}
+	}
+	p.mu.Lock()
+	_, inMemory := p.modules[digest]
+	_, imageKnown := p.images[img.ID]
+	p.mu.Unlock()
+	if inMemory || imageKnown {
+		t.Errorf("module in memory %v, image known %v after ForgetModule", inMemory, imageKnown)
+	}
+	if _, err := p.StartContainer(testContext(t), provider.ContainerConfig{ID: "forgotten", Image: img}); !errors.Is(err, provider.ErrCreateContainer) {
+		t.Errorf("start of a forgotten image: %v, want ErrCreateContainer", err)
+	}
+	pull(t, p, module)
+	if n := p.compiles.Load(); n != 2 {
+		t.Errorf("%d compiles, want 2 (once more after ForgetModule)", n)
+	}
+	p.ForgetModule("not a digest") // no-op
+}

@@ -68,7 +68,7 @@ func NewKrustletCommand(run RunFunc) *cobra.Command {
 	config.AddFlags(cmd.Flags(), opts)
 	addKlogFlags(cmd.PersistentFlags())
 
-	cmd.AddCommand(newJoinCommand(run), newVersionCommand(), newFlagsCommand())
+	cmd.AddCommand(newJoinCommand(run), newVersionCommand(), newFlagsCommand(), newPushCommand())
 	return cmd
 }
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/krustlet/krustlet-go/pkg/config"
 	"github.com/krustlet/krustlet-go/pkg/version"
 )

@@ -33,6 +33,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -144,11 +146,13 @@ func Start(ctx context.Context, o Options) (_ *Registry, err error) {
 			r.Stop()
 		}
 	}()
-	port, err := controlplane.FreePort()
+	// The proxy's and the token server's listeners are bound before the
+	// registry's port is chosen, so that none of them can get it.
+	proxyListener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	r.Backend = "127.0.0.1:" + strconv.Itoa(port)
+	r.Host = proxyListener.Addr().String()
 
 	authConfig := ""
 	switch o.Auth {
@@ -156,6 +160,7 @@ func Start(ctx context.Context, o Options) (_ *Registry, err error) {
 	case Htpasswd:
 		path := filepath.Join(o.Dir, "htpasswd")
 		if err := writeHtpasswd(path, o.Users); err != nil {
+			proxyListener.Close()
 			return nil, err
 		}
 		authConfig = fmt.Sprintf("auth:\n  htpasswd:\n    realm: krustlet-test\n    path: %s\n", path)
@@ -163,10 +168,12 @@ func Start(ctx context.Context, o Options) (_ *Registry, err error) {
 		certPath := filepath.Join(o.Dir, "token.crt")
 		issuer, err := newTokenIssuer(certPath, o.Users)
 		if err != nil {
+			proxyListener.Close()
 			return nil, err
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			proxyListener.Close()
 			return nil, err
 		}
 		r.TokenURL = "http://" + l.Addr().String() + "/token"
@@ -175,9 +182,28 @@ func Start(ctx context.Context, o Options) (_ *Registry, err error) {
 		authConfig = fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
 			r.TokenURL, tokenService, tokenIssuerName, certPath)
 	default:
+		proxyListener.Close()
 		return nil, fmt.Errorf("registry: unknown auth mode %v", o.Auth)
 	}
-	config := fmt.Sprintf(`version: 0.1
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: r.Backend})
+			pr.Out.Host = pr.In.Host
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	r.proxy = &http.Server{Handler: r.handler(rp), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+
+	// A free port may be taken by another process before the registry
+	// binds it: then the registry exits, and it starts again on another.
+	for attempt := 1; ; attempt++ {
+		port, err := controlplane.FreePort()
+		if err != nil {
+			proxyListener.Close()
+			return nil, err
+		}
+		r.Backend = "127.0.0.1:" + strconv.Itoa(port)
+		config := fmt.Sprintf(`version: 0.1
 log:
   level: info
   accesslog:
@@ -194,30 +220,28 @@ http:
   secret: krustlet-test-secret
   relativeurls: true
 %s`, filepath.Join(o.Dir, "storage"), r.Backend, authConfig)
-	configPath := filepath.Join(o.Dir, "config.yml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		configPath := filepath.Join(o.Dir, "config.yml")
+		if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+			proxyListener.Close()
+			return nil, err
+		}
+		if r.proc, err = controlplane.StartProcess("registry", o.Bin, []string{"serve", configPath}, o.Dir, false); err != nil {
+			proxyListener.Close()
+			return nil, err
+		}
+		err = r.waitReady(ctx, 30*time.Second)
+		if err == nil {
+			break
+		}
+		if attempt < 5 && strings.Contains(readFile(r.proc.Log), "address already in use") {
+			r.proc.Stop(5 * time.Second)
+			os.Rename(r.proc.Log, fmt.Sprintf("%s.%d", r.proc.Log, attempt))
+			continue
+		}
+		proxyListener.Close()
 		return nil, err
 	}
-	if r.proc, err = controlplane.StartProcess("registry", o.Bin, []string{"serve", configPath}, o.Dir, false); err != nil {
-		return nil, err
-	}
-
-	backend := &url.URL{Scheme: "http", Host: r.Backend}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r.Host = l.Addr().String()
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(backend)
-		pr.Out.Host = pr.In.Host
-	}}
-	r.proxy = &http.Server{Handler: r.handler(rp), ReadHeaderTimeout: 10 * time.Second}
-	go r.proxy.Serve(l)
-
-	if err := r.waitReady(ctx, 30*time.Second); err != nil {
-		return nil, err
-	}
+	go r.proxy.Serve(proxyListener)
 	return r, nil
 }
 
@@ -228,6 +252,10 @@ func (r *Registry) waitReady(ctx context.Context, timeout time.Duration) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Backend+"/v2/", nil)
 		resp, err := http.DefaultClient.Do(req)
+		if err == nil && !strings.Contains(readFile(r.proc.Log), "listening on "+r.Backend) {
+			resp.Body.Close() // someone else answers on the port
+			err = errors.New("not listening yet")
+		}
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
