@@ -12,10 +12,15 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # End-to-end tests bring up a real control plane; the first run builds it.
 TEST_TIMEOUT  ?= 45m
 
-.PHONY: help build up down status test test-unit lint clean
+.PHONY: help deps build up down status test test-unit lint clean
 
 help: ## Show this help.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+deps: ## Install what the local cluster needs from Debian (a CNCF distribution registry).
+	@command -v docker-registry >/dev/null || { \
+	  echo "installing Debian's docker-registry (the registry of make up and the tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; }
 
 build: ## Build bin/krustlet (cgo: wasmtime-go links its static library).
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/krustlet ./cmd/krustlet
@@ -23,7 +28,7 @@ build: ## Build bin/krustlet (cgo: wasmtime-go links its static library).
 $(BIN)/devcluster: FORCE
 	$(GO) build -o $@ ./hack/devcluster
 
-up: build $(BIN)/devcluster ## Start the local cluster on loopback (builds the control plane on first use).
+up: deps build $(BIN)/devcluster ## Start the local cluster on loopback (builds the control plane on first use).
 	$(BIN)/devcluster up --dir $(DEV_DIR)
 
 down: $(BIN)/devcluster ## Stop everything `make up` started.
@@ -32,7 +37,7 @@ down: $(BIN)/devcluster ## Stop everything `make up` started.
 status: $(BIN)/devcluster ## Say whether the local cluster runs.
 	$(BIN)/devcluster status --dir $(DEV_DIR)
 
-test: lint ## Lint, then run every test: unit and end to end (real control plane).
+test: deps lint ## Lint, then run every test: unit and end to end (real control plane).
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-unit: ## Run the unit tests only (no control plane).

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
 	"github.com/krustlet/krustlet-go/test/framework/krustlet"
+	"github.com/krustlet/krustlet-go/test/framework/registry"
 	"github.com/krustlet/krustlet-go/test/framework/wasmbuild"
 )
 
@@ -114,13 +116,17 @@ func up(ctx context.Context, dir, krustletBin string) error {
 	if err := cp.Spawn("serving-approver", self, "approve-serving", "--kubeconfig", cp.AdminKubeconfig); err != nil {
 		return err
 	}
+	reg, err := startRegistry(ctx, cp, dir)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("==> joining node %s with the bootstrap token\n", nodeName)
 	node, err := krustlet.Join(krustletBin, cp, krustlet.Options{
 		Name:    nodeName,
 		DataDir: filepath.Join(dir, "node"),
 		LogDir:  filepath.Join(dir, "logs"),
 		Detach:  true,
-		Extra:   []string{"--x-allow-local-modules"},
+		Extra:   []string{"--insecure-registries=" + reg},
 	})
 	if err != nil {
 		return err
@@ -137,6 +143,7 @@ func up(ctx context.Context, dir, krustletBin string) error {
 		"export KUBECONFIG=" + shellQuote(cp.AdminKubeconfig),
 		"export PATH=" + shellQuote(cp.Binaries.Dir) + ":\"$PATH\"",
 		"export NODE_NAME=" + nodeName,
+		"export REGISTRY=" + reg,
 		"export KRUSTLET_JOIN_COMMAND=" + shellQuote(join),
 		"",
 	}, "\n")
@@ -148,7 +155,7 @@ func up(ctx context.Context, dir, krustletBin string) error {
 	kubectl := exec.CommandContext(ctx, cp.Binaries.Kubectl, "--kubeconfig", cp.AdminKubeconfig, "get", "nodes", "-o", "wide")
 	kubectl.Stdout, kubectl.Stderr = os.Stdout, os.Stderr
 	_ = kubectl.Run()
-	if err := runSample(ctx, cp); err != nil {
+	if err := runSample(ctx, cp, krustletBin, reg); err != nil {
 		return err
 	}
 	fmt.Printf("\nMore nodes join with:\n  %s --node-name NAME --port PORT --data-dir DIR\n", join)
@@ -204,15 +211,60 @@ func approveServing(ctx context.Context, kubeconfig string) error {
 // samplePod is the pod `make up` runs to show the node at work.
 const samplePod = "hello-wasm"
 
-// runSample runs a sample Wasm pod on the node and prints the pods and its
-// logs, as a user would look at them.
-func runSample(ctx context.Context, cp *controlplane.ControlPlane) error {
+// startRegistry starts a CNCF distribution registry (Debian's
+// docker-registry) on a free loopback port, anonymous, with its storage and
+// config under dir, and returns its host:port.
+func startRegistry(ctx context.Context, cp *controlplane.ControlPlane, dir string) (string, error) {
+	bin, err := registry.FindBinary()
+	if err != nil {
+		return "", fmt.Errorf("%w (install it with: apt-get install docker-registry)", err)
+	}
+	port, err := controlplane.FreePort()
+	if err != nil {
+		return "", err
+	}
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	config := filepath.Join(dir, "registry.yaml")
+	yaml := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
+		filepath.Join(dir, "registry"), host)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		return "", err
+	}
+	fmt.Printf("==> starting a registry on %s\n", host)
+	if err := cp.Spawn("registry", bin, "serve", config); err != nil {
+		return "", err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("the registry on %s did not answer; see %s", host, cp.LogPath("registry"))
+	}
+	return host, nil
+}
+
+// runSample pushes a sample module to the registry with krustlet push, runs
+// it as a pod on the node and prints the pods and its logs, as a user would
+// look at them.
+func runSample(ctx context.Context, cp *controlplane.ControlPlane, krustletBin, reg string) error {
 	module, err := wasmbuild.Build(ctx, "testmod")
 	if err != nil {
 		return fmt.Errorf("building the sample module: %w", err)
 	}
-	image := "fs/" + module
-	fmt.Printf("==> running the sample pod %s (module %s)\n", samplePod, image)
+	image := reg + "/hello-wasm:v1"
+	fmt.Printf("==> pushing the sample module to %s\n", image)
+	push := exec.CommandContext(ctx, krustletBin, "push", "--insecure", module, image)
+	push.Stdout, push.Stderr = os.Stdout, os.Stderr
+	if err := push.Run(); err != nil {
+		return fmt.Errorf("krustlet push: %w", err)
+	}
+	fmt.Printf("==> running the sample pod %s (image %s)\n", samplePod, image)
 	client := cp.AdminClient()
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: samplePod, Namespace: metav1.NamespaceDefault},

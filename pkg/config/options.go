@@ -158,7 +158,7 @@ func AddFlags(fs *pflag.FlagSet, o *Options) {
 	fs.StringVar(&o.Provider, "provider", o.Provider, "Runtime provider that runs the pods' WebAssembly modules.")
 	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registries (host[:port], comma-separated) reached over plain HTTP.")
 	fs.StringVar(&o.RegistryConfig, "registry-config", o.RegistryConfig, "Docker config.json with registry credentials.")
-	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", o.RegistryCAFile, "CA bundle (PEM) trusted for registries, instead of the system roots.")
+	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", o.RegistryCAFile, "CA bundle (PEM) trusted for registries, in addition to the system roots.")
 	fs.BoolVar(&o.AllowLocalModules, "x-allow-local-modules", o.AllowLocalModules, "Experimental: let pods use modules from the local file system.")
 
 	fs.BoolVar(&o.RotateCertificates, "rotate-certificates", o.RotateCertificates, "Renew the client certificate before it expires.")

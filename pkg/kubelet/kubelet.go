@@ -30,11 +30,13 @@ import (
 	"github.com/krustlet/krustlet-go/pkg/version"
 )
 
-// Wasm node conventions kept from krustlet so that its manifests run
-// unchanged.
 const (
-	// LabelArch and LabelOS values of a Wasm node.
+	// wasmArch is the kubernetes.io/arch and kubernetes.io/os label value
+	// of a Wasm node, kept from krustlet so that its manifests run unchanged.
 	wasmArch = "wasm32-wasi"
+	// maxNodeImages caps status.images, as the kubelet's default
+	// --node-status-max-images.
+	maxNodeImages = 50
 )
 
 // Run runs the node agent until ctx ends.
@@ -52,6 +54,10 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		NodeName:           cfg.NodeName,
 		AllowLocalModules:  cfg.AllowLocalModules,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RegistryCAFile:     cfg.RegistryCAFile,
+
+		ImageGCHighThresholdPercent: cfg.ImageGCHighThresholdPercent,
+		ImageGCLowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
 	})
 	if err != nil {
 		return err
@@ -100,6 +106,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		node.PressureCondition(v1.NodeDiskPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.Disk, err }),
 		node.PressureCondition(v1.NodePIDPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.PID, err }),
 		node.ReadyCondition(now, func() []error { return nil }),
+	}
+	if l, ok := prov.(imageLister); ok {
+		setters = append(setters, node.Images(maxNodeImages, l.ListImages))
 	}
 	registrar := &node.Registrar{
 		Client:   client,

@@ -22,6 +22,7 @@ import (
 	"github.com/krustlet/krustlet-go/pkg/kubelet/pods"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
 	"github.com/krustlet/krustlet-go/pkg/provider"
+	"github.com/krustlet/krustlet-go/pkg/registry"
 	"github.com/krustlet/krustlet-go/pkg/volume"
 )
 
@@ -32,6 +33,18 @@ const statusWorkers = 4
 // this node (the Node authorizer requires the field selector), one on the
 // Node itself for admission, the event recorder, the status manager and the
 // pod workers. The returned function runs them until ctx ends.
+// imageCollector is implemented by providers that keep images on disk and
+// remove unused ones when the disk fills (--image-gc-high-threshold).
+type imageCollector interface {
+	RunImageGC(ctx context.Context, inUse func() []string) error
+}
+
+// imageLister is implemented by providers that report the images they keep,
+// for the Node's status.images.
+type imageLister interface {
+	ListImages(ctx context.Context) ([]v1.ContainerImage, error)
+}
+
 // podRunner runs the pods of the node.
 type podRunner struct {
 	pods *pods.Manager
@@ -70,7 +83,7 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 	if err != nil {
 		return nil, fmt.Errorf("creating container config builder: %w", err)
 	}
-	var creds pods.CredentialSource
+	creds := &registry.CredentialSource{Client: client, NodeConfig: cfg.RegistryConfig}
 	pm, err = pods.NewManager(pods.Config{
 		NodeName:    cfg.NodeName,
 		NodeIPs:     ips,
@@ -102,6 +115,9 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 		g.Go(func() error { return statusManager.Run(gctx, statusWorkers) })
 		g.Go(func() error { return builder.Run(gctx) })
 		g.Go(func() error { return pm.Run(gctx, podInformer) })
+		if gc, ok := prov.(imageCollector); ok {
+			g.Go(func() error { return gc.RunImageGC(gctx, pm.ImagesInUse) })
+		}
 		return g.Wait()
 	}}, nil
 }

@@ -118,6 +118,22 @@ func DaemonEndpoints(port int32) Setter {
 	}
 }
 
+// Images sets status.images from the provider's list (largest first), cut
+// to max entries.
+func Images(max int, list func(context.Context) ([]v1.ContainerImage, error)) Setter {
+	return func(ctx context.Context, node *v1.Node) error {
+		images, err := list(ctx)
+		if err != nil {
+			return fmt.Errorf("listing images: %w", err)
+		}
+		if len(images) > max {
+			images = images[:max]
+		}
+		node.Status.Images = images
+		return nil
+	}
+}
+
 // ReadyCondition sets Ready from errs: True with KubeletReady when it
 // returns none, False with KubeletNotReady and the errors otherwise.
 func ReadyCondition(now func() metav1.Time, errs func() []error) Setter {

@@ -19,8 +19,8 @@ type Options struct {
 	AllowLocalModules bool
 	// InsecureRegistries may be reached over plain HTTP.
 	InsecureRegistries []string
-	// RegistryCAFile is a PEM bundle trusted for registries instead of the
-	// system roots (--registry-ca-file). Empty: the system roots.
+	// RegistryCAFile is a PEM bundle trusted for registries in addition to
+	// the system roots (--registry-ca-file).
 	RegistryCAFile string
 	// PullTimeout bounds one image pull. Zero: the provider's default.
 	PullTimeout time.Duration

@@ -174,7 +174,12 @@ func NewTransport(caFile string) (*http.Transport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading registry CA file: %w", err)
 		}
-		pool := x509.NewCertPool()
+		// Added to the system roots, so public registries stay reachable
+		// next to a private one.
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("registry CA file %s holds no PEM certificate", caFile)
 		}

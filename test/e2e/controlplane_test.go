@@ -207,7 +207,7 @@ func TestDevClusterUpDown(t *testing.T) {
 		t.Errorf("up did not show the sample pod and its logs:\n%s", out)
 	}
 	env, err := os.ReadFile(filepath.Join(dir, "env"))
-	if err != nil || !strings.Contains(string(env), "export KUBECONFIG=") || !strings.Contains(string(env), "export NODE_NAME=krustlet-dev") || !strings.Contains(string(env), "krustlet join --server https://127.0.0.1:") {
+	if err != nil || !strings.Contains(string(env), "export KUBECONFIG=") || !strings.Contains(string(env), "export NODE_NAME=krustlet-dev") || !strings.Contains(string(env), "export REGISTRY=127.0.0.1:") || !strings.Contains(string(env), "krustlet join --server https://127.0.0.1:") {
 		t.Fatalf("env file: %v\n%s", err, env)
 	}
 	kubectl := exec.Command("kubectl", "get", "--raw", "/readyz")

@@ -122,3 +122,35 @@ func (m *Manager) Pods() []*v1.Pod {
 	pods, _ := m.lister.List(everything)
 	return pods
 }
+
+// ImagesInUse lists the images of every pod the node holds, whatever its
+// phase, by reference and by the image ID its runs used, for image garbage
+// collection. It is safe for concurrent use.
+func (m *Manager) ImagesInUse() []string {
+	m.mu.Lock()
+	workers := make([]*worker, 0, len(m.workers))
+	for _, w := range m.workers {
+		workers = append(workers, w)
+	}
+	m.mu.Unlock()
+	var out []string
+	for _, w := range workers {
+		pod, _ := w.snapshot()
+		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for _, c := range list {
+				out = append(out, c.Image)
+			}
+		}
+		for _, e := range pod.Spec.EphemeralContainers {
+			out = append(out, e.Image)
+		}
+		for _, list := range [][]v1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+			for _, s := range list {
+				if s.ImageID != "" {
+					out = append(out, s.ImageID)
+				}
+			}
+		}
+	}
+	return out
+}
