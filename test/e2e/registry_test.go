@@ -182,9 +182,6 @@ func TestRegistry(t *testing.T) {
 		_, final := watchPod(ctx, t, createPod(ctx, t, wasmPod(n.Name, image, "echo", "node")), 3*time.Minute, func(p *v1.Pod) bool {
 			return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || containerWaitingReason(p) == "ErrImagePull"
 		})
-		if containerWaitingReason(final) == "ErrImagePull" && strings.Contains(final.Status.ContainerStatuses[0].State.Waiting.Message, "no image pull secret or node credential matches") {
-			t.Skip("the node does not pass its --registry-config credentials to the provider yet: pkg/kubelet must set pods.Config.Credentials to a registry.CredentialSource with NodeConfig")
-		}
 		if final.Status.Phase != v1.PodSucceeded {
 			t.Fatalf("with the node's credentials: %s\n%s", final.Status.Phase, describeStatus(final))
 		}
@@ -215,16 +212,12 @@ func TestRegistry(t *testing.T) {
 			waitForContainerWaiting(ctx, t, noSecret, "ImagePullBackOff")
 			waitForPodEvent(ctx, t, noSecret, "Failed", "401 Unauthorized")
 
-			// The pull secret reaches the provider only once the core
-			// passes credentials (pods.Config.Credentials).
+			// With the pull secret, it runs.
 			good := createPullSecret(ctx, t, reg.Host, "alice", "wonderland")
 			withSecret := privatePod(good)
 			_, final := watchPod(ctx, t, withSecret, 3*time.Minute, func(p *v1.Pod) bool {
 				return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed || containerWaitingReason(p) == "ErrImagePull"
 			})
-			if containerWaitingReason(final) == "ErrImagePull" && strings.Contains(final.Status.ContainerStatuses[0].State.Waiting.Message, "no image pull secret or node credential matches") {
-				t.Skip("the node does not pass pull secrets to the provider yet: pkg/kubelet must set pods.Config.Credentials to a registry.CredentialSource")
-			}
 			if final.Status.Phase != v1.PodSucceeded {
 				t.Fatalf("with the secret: %s\n%s", final.Status.Phase, describeStatus(final))
 			}
