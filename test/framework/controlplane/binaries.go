@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+
+	"github.com/krustlet/krustlet-go/test/framework/checkout"
 )
 
 // Binaries are the paths of the control-plane executables.
@@ -33,36 +35,12 @@ var binaryModules = []string{"hack/k8s", "hack/etcd"}
 
 var kubernetesRequire = regexp.MustCompile(`(?m)^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)`)
 
-// DefaultCacheDir is where built binaries are kept between runs:
-// $KRUSTLET_CACHE_DIR, or krustlet-go under the user's cache directory.
-func DefaultCacheDir() string {
-	if d := os.Getenv("KRUSTLET_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "krustlet-go")
-	}
-	return filepath.Join(os.TempDir(), "krustlet-go-cache")
-}
+// DefaultCacheDir is where built binaries are kept between runs (see
+// checkout.CacheDir).
+func DefaultCacheDir() string { return checkout.CacheDir() }
 
-// RepoRoot finds the root of the krustlet-go checkout from the working
-// directory upwards.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "hack", "k8s", "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the krustlet-go repository root (a directory with hack/k8s/go.mod) above the working directory")
-		}
-		dir = parent
-	}
-}
+// RepoRoot finds the root of the krustlet-go checkout (see checkout.Root).
+func RepoRoot() (string, error) { return checkout.Root() }
 
 // EnsureBinaries returns the control-plane binaries for the versions pinned
 // under repoRoot/hack, building them into cacheDir when no build for exactly

@@ -27,55 +27,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+
+	"github.com/krustlet/krustlet-go/test/framework/checkout"
 )
 
-// modulePath is the module whose test/wasm directory holds the sources.
-const modulePath = "github.com/krustlet/krustlet-go"
+// CacheDir is where built modules are kept between runs, under wasm/ (see
+// checkout.CacheDir).
+func CacheDir() string { return checkout.CacheDir() }
 
-// CacheDir is where built modules are kept between runs, under wasm/:
-// $KRUSTLET_CACHE_DIR, or krustlet-go under the user's cache directory.
-func CacheDir() string {
-	if d := os.Getenv("KRUSTLET_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "krustlet-go")
-	}
-	return filepath.Join(os.TempDir(), "krustlet-go-cache")
-}
-
-// SourceDir returns test/wasm of the krustlet-go checkout, found from the
-// working directory upwards (go test runs in the package's directory).
+// SourceDir returns test/wasm of the krustlet-go checkout.
 func SourceDir() (string, error) {
-	dir, err := os.Getwd()
+	root, err := checkout.Root()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && isOurModule(b) {
-			return filepath.Join(dir, "test", "wasm"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no %s checkout above the working directory", modulePath)
-		}
-		dir = parent
-	}
-}
-
-func isOurModule(gomod []byte) bool {
-	for line := range strings.Lines(string(gomod)) {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
-			return f[1] == modulePath
-		}
-	}
-	return false
+	return filepath.Join(root, "test", "wasm"), nil
 }
 
 // Build returns the path of the module built from the Go main package
