@@ -72,9 +72,7 @@ func newJoinCommand(run RunFunc) *cobra.Command {
 			return run(cmd.Context(), cfg)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath())
-	})
+	// Flag errors are laid out by the root command's FlagErrorFunc.
 	fs := cmd.Flags()
 	fs.StringVar(&jo.server, "server", "", "API server to join, https://HOST:PORT.")
 	fs.StringVar(&jo.token, "token", "", "Bootstrap token, ID.SECRET (kubeadm token create).")
