@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
+	"github.com/krustlet/krustlet-go/test/framework/wasmbuild"
 )
 
 // A node joins from nothing with a token and registers as the real kubelet
@@ -397,4 +398,58 @@ func memTotal(t *testing.T) int64 {
 	}
 	t.Fatal("no MemTotal")
 	return 0
+}
+
+// The API server goes away for a while: the agent keeps running, retries,
+// and recovers by itself once it is back; its pods keep running.
+func TestAPIServerOutage(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
+	defer cancel()
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Stop()
+	client := cp.AdminClient()
+	n := joinNode(t, cp, "e2e-outage", "--x-allow-local-modules")
+	waitForNodeReady(ctx, t, client, n.Name, v1.ConditionTrue, 2*time.Minute)
+	img := "fs/" + wasmbuild.MustBuild(t, "testmod")
+	pod := wasmPod(n.Name, img, "sleep", "1h")
+	created, err := client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodRunning, nil
+	})
+	if err != nil {
+		t.Fatal("pod did not run")
+	}
+
+	if err := cp.StopProcess("kube-apiserver"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Second)
+	if !n.Proc.Alive() {
+		t.Fatalf("the agent exited while the API server was away:\n%s", readTail(n.LogPath(), 30))
+	}
+	if err := cp.StartProcess("kube-apiserver"); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, n.Name, metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime.After(back), nil
+	})
+	if err != nil {
+		t.Fatalf("the agent did not renew its lease after the API server came back:\n%s", readTail(n.LogPath(), 30))
+	}
+	t.Logf("lease renewed %v after the API server came back", time.Since(back).Round(100*time.Millisecond))
+	waitForNodeReady(ctx, t, client, n.Name, v1.ConditionTrue, time.Minute)
+	p, err := client.CoreV1().Pods(created.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
+	if err != nil || p.Status.Phase != v1.PodRunning || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the pod did not keep running: %v\n%s", err, describeStatus(p))
+	}
 }

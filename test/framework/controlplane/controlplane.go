@@ -438,6 +438,33 @@ func (cp *ControlPlane) AuditLogPath() string {
 	return filepath.Join(cp.Dir, "logs", "audit.log")
 }
 
+// StopProcess stops the process called name (e.g. "kube-apiserver"), for
+// tests of what happens while it is away.
+func (cp *ControlPlane) StopProcess(name string) error {
+	for _, p := range cp.procs {
+		if p.Name == name {
+			return p.Stop(15 * time.Second)
+		}
+	}
+	return fmt.Errorf("no process %q", name)
+}
+
+// StartProcess starts the process called name again with the arguments it
+// had, after StopProcess.
+func (cp *ControlPlane) StartProcess(name string) error {
+	for i, p := range cp.procs {
+		if p.Name == name {
+			np, err := StartProcess(p.Name, p.Path, p.Args, filepath.Join(cp.Dir, "logs"), cp.detached)
+			if err != nil {
+				return err
+			}
+			cp.procs[i] = np
+			return cp.writeState()
+		}
+	}
+	return fmt.Errorf("no process %q", name)
+}
+
 // Track records a process started elsewhere (with the same Detach mode) as
 // part of the control plane's lifetime, like Spawn does.
 func (cp *ControlPlane) Track(p *Process) error {

@@ -18,8 +18,9 @@ type Process struct {
 	PID  int    `json:"pid"`
 	// Path is the executable, used to make sure a PID still belongs to the
 	// process that was started before signalling it.
-	Path string `json:"path"`
-	Log  string `json:"log"`
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+	Log  string   `json:"log"`
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -49,7 +50,7 @@ func StartProcess(name, bin string, args []string, logDir string, detach bool) (
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &Process{Name: name, PID: cmd.Process.Pid, Path: bin, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, PID: cmd.Process.Pid, Path: bin, Args: args, Log: logPath, cmd: cmd, done: make(chan struct{})}
 	// Waited for while this process lives (a detached one is reparented
 	// when it exits, and is stopped later by PID).
 	go func() {
