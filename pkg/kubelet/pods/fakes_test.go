@@ -35,9 +35,11 @@ type fakeProvider struct {
 	mu sync.Mutex
 	// pullErrs are returned, first to last, by the next pulls of an image.
 	pullErrs map[string][]error
-	// startErr, when set, fails a start when it returns an error.
+	// startErr, when set, fails a start when it returns an error; it is
+	// called with mu held.
 	startErr func(provider.ContainerConfig) error
-	// present images are reported as already present.
+	// present images are reported as already present (unless pulled
+	// with policy Always); a successful pull makes an image present.
 	present map[string]bool
 	// blockPulls, when set, holds every pull until it is closed or the
 	// pull's ctx ends.
@@ -68,7 +70,7 @@ func (p *fakeProvider) PullImage(ctx context.Context, req provider.PullRequest) 
 	if errs := p.pullErrs[req.Image]; len(errs) > 0 {
 		err, p.pullErrs[req.Image] = errs[0], errs[1:]
 	}
-	present := p.present[req.Image]
+	present := p.present[req.Image] && req.Policy != v1.PullAlways
 	p.mu.Unlock()
 	if block != nil {
 		select {
@@ -80,6 +82,9 @@ func (p *fakeProvider) PullImage(ctx context.Context, req provider.PullRequest) 
 	if err != nil {
 		return provider.Image{}, err
 	}
+	p.mu.Lock()
+	p.present[req.Image] = true
+	p.mu.Unlock()
 	return provider.Image{Ref: req.Image, ID: req.Image + "@sha256:0123", Size: 4096, AlreadyPresent: present}, nil
 }
 
@@ -198,15 +203,6 @@ func (c *fakeContainer) stopped() []time.Duration {
 	return append([]time.Duration(nil), c.stops...)
 }
 
-func (c *fakeContainer) ended() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // admittingProvider is a provider that refuses some pods.
 type admittingProvider struct {
 	*fakeProvider
@@ -222,20 +218,25 @@ func (p *admittingProvider) Admit(pod *v1.Pod) (string, string) {
 
 // fakeVolumes makes the pod directory and fails SetUp as told.
 type fakeVolumes struct {
-	mu       sync.Mutex
-	errs     []error
-	setUps   int
+	mu sync.Mutex
+	// err, when set, fails SetUp when it returns an error.
+	err      func() error
 	tornDown []types.UID
+}
+
+func (v *fakeVolumes) setErr(f func() error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.err = f
 }
 
 func (v *fakeVolumes) SetUp(_ context.Context, _ *v1.Pod, podDir string) (map[string]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.setUps++
-	if len(v.errs) > 0 {
-		err := v.errs[0]
-		v.errs = v.errs[1:]
-		return nil, err
+	if v.err != nil {
+		if err := v.err(); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(podDir, 0o755); err != nil {
 		return nil, err

@@ -25,7 +25,6 @@ import (
 
 	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
-	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
 const (
@@ -56,11 +55,6 @@ type harness struct {
 }
 
 type harnessOption func(*harness, *Config)
-
-// withProvider replaces the fake provider (e.g. by one that admits pods).
-func withProvider(p provider.Provider) harnessOption {
-	return func(_ *harness, c *Config) { c.Provider = p }
-}
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()

@@ -80,6 +80,9 @@ type Manager struct {
 	workers map[types.UID]*worker
 	images  map[string]bool
 	running map[string]RunningContainer
+	// stopped is set once Run waits for the workers: an informer event
+	// still in flight must not start one (wg.Add after wg.Wait).
+	stopped bool
 }
 
 var everything = labels.Everything()
@@ -117,11 +120,14 @@ func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) e
 	logger := klog.FromContext(ctx).WithName("pods")
 	ctx = klog.NewContext(ctx, logger)
 	m.ctx = ctx
-	m.lister = corelisters.NewPodLister(informer.GetIndexer())
+	lister := corelisters.NewPodLister(informer.GetIndexer())
+	m.mu.Lock() // Pod and Pods are called from other goroutines
+	m.lister = lister
+	m.mu.Unlock()
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return nil
 	}
-	existing, err := m.lister.List(labels.Everything())
+	existing, err := lister.List(labels.Everything())
 	if err != nil {
 		return err
 	}
@@ -137,25 +143,37 @@ func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) e
 		UpdateFunc: func(_, obj any) { m.onUpdate(ctx, obj) },
 		DeleteFunc: func(obj any) { m.onDelete(obj) },
 	})
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
+	// (When ctx ended while Run started, the informer refused the handler;
+	// the workers started above are still waited for.)
 	<-ctx.Done()
 	_ = informer.RemoveEventHandler(reg)
+	m.mu.Lock()
+	m.stopped = true
+	m.mu.Unlock()
 	m.wg.Wait()
 	return nil
 }
 
 // Pod returns the cached pod, for the status manager.
 func (m *Manager) Pod(namespace, name string) *v1.Pod {
-	if m.lister == nil {
+	lister := m.podLister()
+	if lister == nil {
 		return nil
 	}
-	p, err := m.lister.Pods(namespace).Get(name)
+	p, err := lister.Pods(namespace).Get(name)
 	if err != nil {
 		return nil
 	}
 	return p
+}
+
+func (m *Manager) podLister() corelisters.PodLister {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lister
 }
 
 // RunningPods returns the pods this node runs now (not terminal).
@@ -200,6 +218,10 @@ func (m *Manager) onDelete(obj any) {
 func (m *Manager) podUpdated(ctx context.Context, pod *v1.Pod) {
 	m.mu.Lock()
 	w, ok := m.workers[pod.UID]
+	if !ok && m.stopped {
+		m.mu.Unlock()
+		return
+	}
 	if !ok {
 		var rejected *admission.Result
 		if !isTerminalPhase(pod.Status.Phase) && pod.DeletionTimestamp == nil && !wasAdmitted(pod) {

@@ -116,10 +116,11 @@ func hasContainer(pod *v1.Pod, name string) bool {
 
 // Pods returns the pods bound to this node, as the API has them.
 func (m *Manager) Pods() []*v1.Pod {
-	if m.lister == nil {
+	lister := m.podLister()
+	if lister == nil {
 		return nil
 	}
-	pods, _ := m.lister.List(everything)
+	pods, _ := lister.List(everything)
 	return pods
 }
 

@@ -33,6 +33,9 @@ type containerState struct {
 	image                string
 	// pullFailedAt is when the last pull of the image failed.
 	pullFailedAt time.Time
+	// startFailedAt is when the provider last failed to start a run; zero
+	// once a run started.
+	startFailedAt time.Time
 }
 
 // run is one run of a container.

@@ -375,6 +375,13 @@ func hasSizeLimit(pod *v1.Pod) bool {
 // startOrBackOff starts a container, or says how long its crash-loop
 // back-off still lasts.
 func (w *worker) startOrBackOff(ctx context.Context, pod *v1.Pod, c *v1.Container, st *containerState) time.Duration {
+	if !st.startFailedAt.IsZero() {
+		// The last start failed: its back-off holds whatever woke the
+		// worker.
+		if d := st.startFailedAt.Add(w.m.restartBackoff.Get(backoffKey(pod, c))).Sub(w.m.cfg.Clock.Now()); d > 0 {
+			return d
+		}
+	}
 	if st.last != nil {
 		key := backoffKey(pod, c)
 		finished := st.last.FinishedAt.Time
@@ -401,6 +408,9 @@ func (w *worker) start(ctx context.Context, pod *v1.Pod, c *v1.Container, st *co
 	if st.waiting == nil || !isErrorReason(st.waiting.Reason) {
 		st.waiting = &v1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
+	// Report where the pod is before a pull that may take long, as the
+	// kubelet writes the status before it pulls.
+	w.publish(pod)
 	img, retry := w.pull(ctx, pod, c, st)
 	if retry > 0 {
 		return retry
@@ -455,6 +465,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 	}
 	r := &run{handle: handle, id: id, startedAt: w.m.cfg.Clock.Now(), logPath: logPath, done: make(chan struct{})}
 	st.runs++
+	st.startFailedAt = time.Time{}
 	st.restartCount = max(st.runs-1, 0)
 	st.current, st.waiting = r, nil
 	st.containerID = w.m.runtimeName + "://" + id
@@ -504,7 +515,8 @@ func (w *worker) startFailed(pod *v1.Pod, c *v1.Container, st *containerState, e
 	w.m.cfg.Recorder.Event(pod, v1.EventTypeWarning, "Failed", "Error: "+msg)
 	st.waiting = &v1.ContainerStateWaiting{Reason: reason, Message: msg}
 	key := backoffKey(pod, c)
-	w.m.restartBackoff.Next(key, w.m.cfg.Clock.Now())
+	st.startFailedAt = w.m.cfg.Clock.Now()
+	w.m.restartBackoff.Next(key, st.startFailedAt)
 	return w.m.restartBackoff.Get(key)
 }
 
@@ -516,15 +528,19 @@ func (w *worker) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, st *con
 	key := string(pod.UID) + "/" + c.Image
 	b := w.m.pullBackoff
 	if b.IsInBackOffSinceUpdate(key, now) {
-		if st.waiting == nil || st.waiting.Reason != "ImagePullBackOff" {
-			rec.Eventf(pod, v1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
+		delay := max(st.pullFailedAt.Add(b.Get(key)).Sub(now), time.Millisecond)
+		if st.waiting != nil && (st.waiting.Reason == "ImagePullBackOff" || st.waiting.Reason == "ErrImageNeverPull") {
+			// Already reported; the kubelet never turns ErrImageNeverPull
+			// into ImagePullBackOff.
+			return provider.Image{}, delay
 		}
+		rec.Eventf(pod, v1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 		last := ""
 		if st.waiting != nil {
 			last = st.waiting.Message
 		}
 		st.waiting = &v1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: fmt.Sprintf("Back-off pulling image %q: %s", c.Image, last)}
-		return provider.Image{}, max(st.pullFailedAt.Add(b.Get(key)).Sub(now), time.Millisecond)
+		return provider.Image{}, delay
 	}
 	policy := c.ImagePullPolicy
 	if policy == "" {
@@ -534,7 +550,7 @@ func (w *worker) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, st *con
 	if w.m.cfg.Credentials != nil {
 		var err error
 		if creds, err = w.m.cfg.Credentials.Credentials(ctx, pod); err != nil {
-			klog.FromContext(ctx).Info("Reading image pull credentials failed; pulling without them", "err", err)
+			klog.FromContext(ctx).Info("Some image pull secrets could not be read; pulling with the credentials found", "err", err)
 		}
 	}
 	announce := policy == v1.PullAlways || !w.m.seenImage(c.Image)
