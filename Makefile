@@ -48,6 +48,19 @@ lint: ## gofmt, go vet and staticcheck.
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Benchmarks against kwok (hack/bench, a module of its own; kwok is built
+# from hack/kwok and cached like the control plane).
+BENCH_OUT       ?= docs/bench
+BENCH_SMOKE_OUT ?= _bench/smoke
+
+.PHONY: bench bench-smoke
+
+bench: ## Benchmarks side by side with kwok (~15 min): writes docs/bench (report.md, results.json, PNGs).
+	cd hack/bench && GOWORK=off $(GO) run . -out $(CURDIR)/$(BENCH_OUT)
+
+bench-smoke: ## Every benchmark scenario with small numbers (~3 min); fails only if a scenario errors.
+	cd hack/bench && GOWORK=off $(GO) run . -smoke -out $(CURDIR)/$(BENCH_SMOKE_OUT)
+
 clean: ## Remove build output (not the cached control-plane binaries).
 	rm -rf $(BIN)
 
