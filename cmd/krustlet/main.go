@@ -21,6 +21,7 @@ func main() {
 }
 
 func run() int {
+	raiseOpenFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	defer klog.Flush()
@@ -35,4 +36,16 @@ func run() int {
 // runNode runs the node agent.
 func runNode(ctx context.Context, cfg *config.Config) error {
 	return kubelet.Run(ctx, cfg)
+}
+
+// raiseOpenFileLimit lifts the soft limit on open files to the hard one, as
+// container runtimes do: every running module holds a few descriptors (its
+// output pipes and preopened directories), and the usual soft limit of 1,024
+// would cap a node at a few hundred pods.
+func raiseOpenFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
 }
