@@ -305,26 +305,13 @@ func runSample(ctx context.Context, cp *controlplane.ControlPlane, krustletBin, 
 // waitForNode waits until the node is Ready, or fails with the end of its
 // log.
 func waitForNode(ctx context.Context, cp *controlplane.ControlPlane, name, log string) error {
-	client := cp.AdminClient()
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
+	if _, err := krustlet.WaitForReady(ctx, cp.AdminClient(), name, v1.ConditionTrue, 2*time.Minute); err != nil {
 		data, _ := os.ReadFile(log)
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 		if len(lines) > 20 {
 			lines = lines[len(lines)-20:]
 		}
-		return fmt.Errorf("node %s did not become Ready: %w; end of %s:\n%s", name, err, log, strings.Join(lines, "\n"))
+		return fmt.Errorf("%w; end of %s:\n%s", err, log, strings.Join(lines, "\n"))
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
@@ -43,25 +41,12 @@ func joinNode(t *testing.T, cp *controlplane.ControlPlane, name string, extra ..
 	return n
 }
 
-// waitForNodeCondition waits until the node's Ready condition has status.
+// waitForNodeReady waits until the node's Ready condition has status.
 func waitForNodeReady(ctx context.Context, t *testing.T, client kubernetes.Interface, name string, status v1.ConditionStatus, timeout time.Duration) *v1.Node {
 	t.Helper()
-	var node *v1.Node
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		node = n
-		for _, c := range n.Status.Conditions {
-			if c.Type == v1.NodeReady {
-				return c.Status == status, nil
-			}
-		}
-		return false, nil
-	})
+	node, err := krustlet.WaitForReady(ctx, client, name, status, timeout)
 	if err != nil {
-		t.Fatalf("node %s did not reach Ready=%s within %v: %v (last: %+v)", name, status, timeout, err, conditions(node))
+		t.Fatalf("%v (last: %+v)", err, conditions(node))
 	}
 	return node
 }

@@ -16,6 +16,11 @@ import (
 	"syscall"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/krustlet/krustlet-go/test/framework/controlplane"
 )
 
@@ -155,4 +160,27 @@ func UnmountAll(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// WaitForReady waits until the Node called name has a Ready condition of
+// the given status, and returns the last version seen (nil if none was).
+func WaitForReady(ctx context.Context, client kubernetes.Interface, name string, status v1.ConditionStatus, timeout time.Duration) (*v1.Node, error) {
+	var node *v1.Node
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		node = n
+		for _, c := range n.Status.Conditions {
+			if c.Type == v1.NodeReady {
+				return c.Status == status, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return node, fmt.Errorf("node %s did not reach Ready=%s within %v: %w", name, status, timeout, err)
+	}
+	return node, nil
 }
