@@ -148,7 +148,7 @@ func AddFlags(fs *pflag.FlagSet, o *Options) {
 	fs.BoolVar(&o.AnonymousAuth, "anonymous-auth", o.AnonymousAuth, "Allow unauthenticated requests to the node server.")
 	fs.BoolVar(&o.AuthenticationTokenWebhook, "authentication-token-webhook", o.AuthenticationTokenWebhook, "Authenticate bearer tokens with the TokenReview API.")
 	fs.StringVar(&o.AuthorizationMode, "authorization-mode", o.AuthorizationMode, "Authorization of node server requests: Webhook (SubjectAccessReview) or AlwaysAllow.")
-	fs.BoolVar(&o.EnableDebuggingHandlers, "enable-debugging-handlers", o.EnableDebuggingHandlers, "Serve container logs and exec.")
+	fs.BoolVar(&o.EnableDebuggingHandlers, "enable-debugging-handlers", o.EnableDebuggingHandlers, "Serve container logs and /debug/pprof on the node server.")
 
 	fs.Int32Var(&o.MaxPods, "max-pods", o.MaxPods, "Number of pods the node accepts.")
 	fs.Var(cliflag.NewMapStringString(&o.NodeLabels), "node-labels", "Labels added to the Node when it registers (key=value,...). Labels in the kubernetes.io and k8s.io namespaces are limited to the kubelet's allowed set.")

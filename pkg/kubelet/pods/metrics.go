@@ -72,5 +72,5 @@ func isFirstRun(pod *v1.Pod, r *run) bool {
 	case len(pod.Spec.Containers) > 0:
 		first = pod.Spec.Containers[0].Name
 	}
-	return r.id == string(pod.UID)+"_"+first+"_0"
+	return r.id == runID(pod.UID, first, 0)
 }

@@ -79,7 +79,7 @@ func (m *Manager) LogFile(namespace, name, container string, previous bool) (str
 		return "", nil, fmt.Errorf("%w: container %q in pod %q is waiting to start: no log yet", ErrBadRequest, container, name)
 	}
 	run := runs[idx]
-	id := fmt.Sprintf("%s_%s_%d", pod.UID, container, run)
+	id := runID(pod.UID, container, int32(run))
 	return logs.RunPath(dir, int32(run)), func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()

@@ -1,10 +1,12 @@
 package pods
 
 import (
+	"fmt"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
@@ -36,6 +38,12 @@ type containerState struct {
 	// startFailedAt is when the provider last failed to start a run; zero
 	// once a run started.
 	startFailedAt time.Time
+}
+
+// runID names run number n of a container of a pod: the provider's
+// ContainerConfig.ID and the key of the runs in progress.
+func runID(podUID types.UID, container string, n int32) string {
+	return fmt.Sprintf("%s_%s_%d", podUID, container, n)
 }
 
 // run is one run of a container.

@@ -442,7 +442,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 	if err != nil {
 		return w.startFailed(pod, c, st, fmt.Errorf("%w: %v", provider.ErrCreateContainer, err))
 	}
-	id := fmt.Sprintf("%s_%s_%d", pod.UID, c.Name, runIndex)
+	id := runID(pod.UID, c.Name, runIndex)
 	cfg := provider.ContainerConfig{
 		ID:         id,
 		PodUID:     string(pod.UID),

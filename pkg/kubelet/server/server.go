@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -252,9 +253,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // bootTime reads when the machine booted, from /proc/stat's btime.
 func bootTime(m node.Machine, now time.Time) time.Time {
-	data, err := readFile(m.Path("/proc/stat"))
+	data, err := os.ReadFile(m.Path("/proc/stat"))
 	if err == nil {
-		for _, line := range strings.Split(data, "\n") {
+		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "btime "); ok {
 				if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
 					return time.Unix(n, 0)
