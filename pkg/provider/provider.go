@@ -17,12 +17,8 @@ type Provider interface {
 	// called once at registration and must not block.
 	Node() NodeInfo
 
-	// PullImage makes image available locally, honouring the pull policy,
-	// and returns what was pulled. It blocks until the image is usable or
-	// ctx ends. Errors wrap ErrImageNeverPull, ErrImagePull or
-	// ErrImageInspect so the core can report the kubelet's reasons; the
-	// message should say what the registry answered.
-	PullImage(ctx context.Context, req PullRequest) (Image, error)
+	// ImagePuller makes the images of the provider's containers available.
+	ImagePuller
 
 	// StartContainer starts one run of a container and returns at once
 	// with a handle once it runs. An error means it never started; it wraps
@@ -56,48 +52,15 @@ type NodeInfo struct {
 	Architecture string
 }
 
-// PullRequest asks for one image.
-type PullRequest struct {
-	// Image is the container's image reference as written in the pod.
-	Image string
-	// Policy is the container's effective pull policy (never empty).
-	Policy v1.PullPolicy
-	// Credentials are tried in order for the image's registry.
-	Credentials []Credential
-}
-
-// Credential is one set of registry credentials from a pull secret or the
-// node's configuration.
-type Credential struct {
-	// Registry is the host (and optional path prefix) the credential is for,
-	// as written in the docker config it came from.
-	Registry string
-	Username string
-	Password string
-	// IdentityToken / RegistryToken are OAuth2 refresh and access tokens.
-	IdentityToken string
-	RegistryToken string
-}
-
-// Image is a pulled image.
-type Image struct {
-	// Ref is the reference as requested, normalised.
-	Ref string
-	// ID is the immutable identity of what runs, repo@sha256:… for a
-	// registry image; it becomes the container status' imageID.
-	ID string
-	// Size in bytes of what was stored.
-	Size int64
-	// AlreadyPresent is true when nothing had to be downloaded (the core
-	// reports "already present on machine" instead of "Pulled").
-	AlreadyPresent bool
-}
-
 // ContainerConfig is everything a run of a container needs, prepared by the
 // core: the provider resolves nothing on its own.
 type ContainerConfig struct {
-	// ID is unique per run: pod UID, container name and restart count.
+	// ID is unique per run: pod UID, container name and run number. It
+	// names the run in Adopter.ListContainers and ContainerStats.
 	ID string
+	// Pod is the pod sandbox the container runs in, for providers that
+	// implement PodSandboxer; nil for the others.
+	Pod *PodSandbox
 	// PodUID, Namespace, PodName and Name identify the container.
 	PodUID, Namespace, PodName, Name string
 	// Image is the result of PullImage for this container's image.
@@ -112,8 +75,15 @@ type ContainerConfig struct {
 	Mounts []Mount
 	// Resources are the container's limits; zero means none.
 	Resources Resources
-	// Stdout and Stderr receive the container's output. The core's log
-	// writers are safe for concurrent use; the provider must not close them.
+	// LogPath is where the run's log belongs, in the layout of
+	// pkg/kubelet/logs (<root>/<ns>_<pod>_<uid>/<container>/<run>.log). A
+	// provider that implements RuntimeLogs has its runtime write the
+	// CRI-format log there; for the others the core writes it from Stdout
+	// and Stderr.
+	LogPath string
+	// Stdout and Stderr receive the container's output; nil for providers
+	// that implement RuntimeLogs. The core's log writers are safe for
+	// concurrent use; the provider must not close them.
 	Stdout, Stderr io.Writer
 	// Stdin is the container's standard input, nil for none.
 	Stdin io.Reader
@@ -160,25 +130,6 @@ var (
 	ErrStartContainer  = errors.New("container could not be started")           // RunContainerError
 )
 
-// PodAdmitter is implemented by providers that cannot run every pod. The core
-// asks before it admits a pod; a non-empty reason rejects the pod (the core
-// uses reason as the pod's status reason, e.g. "UnsupportedPodSpec", and
-// message as its message).
-type PodAdmitter interface {
-	Admit(pod *v1.Pod) (reason, message string)
-}
-
-// StatsProvider is implemented by providers that can measure a running
-// container. It must be safe for concurrent use.
-type StatsProvider interface {
-	ContainerStats(ctx context.Context, id string) (ContainerStats, error)
-}
-
-// ContainerStats are one reading of a container's usage.
-type ContainerStats struct {
-	Timestamp time.Time
-	// CPUNanos is the CPU time used since the run started.
-	CPUNanos uint64
-	// MemoryBytes is the working set.
-	MemoryBytes uint64
-}
+// ErrCreatePodSandbox is wrapped by PodSandboxer.StartPod errors; the core
+// reports them as FailedCreatePodSandBox, as the kubelet does.
+var ErrCreatePodSandbox = errors.New("pod sandbox could not be created")
