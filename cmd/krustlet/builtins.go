@@ -55,16 +55,22 @@ func (s moduleSource) Fetch(ctx context.Context, req provider.PullRequest) (prov
 }
 
 // withImages is the wasmtime provider (every method and optional
-// capability of it) plus the registry's image capabilities, which the core
-// finds by type assertion:
-//
-//	ListImages(ctx) ([]v1.ContainerImage, error)  // the Node's status.images
-//	RunImageGC(ctx, inUse func() []string) error  // the image GC loop
+// capability of it) plus the registry's image capabilities: the Node's
+// status.images and the image garbage collection.
 type withImages struct {
 	*wasmtime.Provider
 	reg           *registry.Registry
 	gcHigh, gcLow int
 }
+
+var (
+	_ provider.Provider              = (*withImages)(nil)
+	_ provider.ImageLister           = (*withImages)(nil)
+	_ provider.ImageGarbageCollector = (*withImages)(nil)
+	_ provider.StatsProvider         = (*withImages)(nil)
+	_ provider.PodAdmitter           = (*withImages)(nil)
+	_ provider.HealthChecker         = (*withImages)(nil)
+)
 
 // ListImages lists the stored images, largest first.
 func (p *withImages) ListImages(context.Context) ([]v1.ContainerImage, error) {

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -24,41 +23,29 @@ import (
 
 	"github.com/krustlet/krustlet-go/pkg/bootstrap"
 	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/server"
 	"github.com/krustlet/krustlet-go/pkg/node"
-	"github.com/krustlet/krustlet-go/pkg/provider"
 	"github.com/krustlet/krustlet-go/pkg/version"
 )
 
-const (
-	// wasmArch is the kubernetes.io/arch and kubernetes.io/os label value
-	// of a Wasm node, kept from krustlet so that its manifests run unchanged.
-	wasmArch = "wasm32-wasi"
-	// maxNodeImages caps status.images, as the kubelet's default
-	// --node-status-max-images.
-	maxNodeImages = 50
-)
+// maxNodeImages caps status.images, as the kubelet's default
+// --node-status-max-images.
+const maxNodeImages = 50
 
-// Run runs the node agent until ctx ends.
+// Run runs the node agent until ctx ends, or until one of its parts fails:
+// then every part is stopped and the error returned, so that the process
+// exits non-zero with the cause and a supervisor restarts it.
 func Run(ctx context.Context, cfg *config.Config) error {
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
-	logger.Info("Starting krustlet", "version", version.Get().Long(), "provider", cfg.Provider, "dataDir", cfg.DataDir)
+	logger.Info("Starting krustlet", "version", version.Get().Long(), "providers", providerNames(cfg), "dataDir", cfg.DataDir)
 	clk := clock.RealClock{}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	prov, err := provider.New(cfg.Provider, provider.Options{
-		DataDir:            filepath.Join(cfg.DataDir, "providers", cfg.Provider),
-		NodeName:           cfg.NodeName,
-		AllowLocalModules:  cfg.AllowLocalModules,
-		InsecureRegistries: cfg.InsecureRegistries,
-		RegistryCAFile:     cfg.RegistryCAFile,
-
-		ImageGCHighThresholdPercent: cfg.ImageGCHighThresholdPercent,
-		ImageGCLowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
-	})
+	runtimes, err := newRuntimes(cfg)
 	if err != nil {
 		return err
 	}
@@ -74,6 +61,11 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	heartbeat, err := kubernetes.NewForConfig(creds.heartbeat)
+	if err != nil {
+		return err
+	}
+	watches := newWatches(client, cfg.NodeName)
+	router, err := runtimeclass.NewRouter(runtimes, handlerMap(cfg), watches.runtimeClasses.Get)
 	if err != nil {
 		return err
 	}
@@ -95,26 +87,28 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	machine := node.Machine{DataDir: cfg.DataDir}
 	pressure := &node.PressureReader{Machine: machine, Thresholds: cfg.EvictionHard, Now: clk.Now}
 	now := func() metav1.Time { return metav1.NewTime(clk.Now()) }
-	pinfo := prov.Node()
+	identity := identityOf(router)
 	reserved := sumResources(cfg.SystemReserved, cfg.KubeReserved)
+	health := func() []error { return providerHealth(ctx, router) }
 	setters := []node.Setter{
 		node.NodeAddress(ips, cfg.Hostname),
 		node.MachineInfo(cfg.MaxPods, machine.Capacity, reserved, cfg.EvictionHard),
-		node.VersionInfo(machine.ReadSystemInfo(version.Get().String()), pinfo),
+		node.VersionInfo(machine.ReadSystemInfo(version.Get().String()), identity.info),
 		node.DaemonEndpoints(cfg.Port),
+		node.RuntimeHandlers(runtimeHandlers(router)),
 		node.PressureCondition(v1.NodeMemoryPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.Memory, err }),
 		node.PressureCondition(v1.NodeDiskPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.Disk, err }),
 		node.PressureCondition(v1.NodePIDPressure, now, func() (bool, error) { p, err := pressure.Read(); return p.PID, err }),
-		node.ReadyCondition(now, func() []error { return nil }),
+		node.ReadyCondition(now, health),
 	}
-	if l, ok := prov.(imageLister); ok {
-		setters = append(setters, node.Images(maxNodeImages, l.ListImages))
+	if listers := imageListers(router); len(listers) > 0 {
+		setters = append(setters, node.Images(maxNodeImages, allImages(listers)))
 	}
 	registrar := &node.Registrar{
 		Client:   client,
 		NodeName: cfg.NodeName,
-		Labels:   nodeLabels(cfg, pinfo),
-		Taints:   nodeTaints(cfg, pinfo),
+		Labels:   nodeLabels(cfg, identity.labels),
+		Taints:   nodeTaints(cfg, identity.taints),
 		Setters:  setters,
 	}
 	if cfg.RegisterNode {
@@ -124,7 +118,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	podRunner, err := newPodRunner(gctx, cfg, client, prov, ips, clk, metrics)
+	podRunner, err := newPodRunner(gctx, cfg, client, watches, router, ips, clk, metrics)
 	if err != nil {
 		return err
 	}
@@ -145,9 +139,9 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		},
 		EnableDebugging: cfg.EnableDebuggingHandlers,
 		Pods:            podRunner.pods,
-		Provider:        prov,
 		Machine:         machine,
 		Metrics:         metrics,
+		Healthy:         func() error { return errors.Join(health()...) },
 		Now:             clk.Now,
 	})
 	if err != nil {
@@ -167,11 +161,23 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	leases := node.NewLeaseController(gctx, clk, heartbeat, cfg.NodeName, cfg.NodeLeaseDurationSeconds, creds.closeAll)
 	g.Go(func() error { leases.Run(gctx); return nil })
 
-	<-ctx.Done()
-	logger.Info("Shutting down", "gracePeriod", cfg.ShutdownGracePeriod)
+	return waitAndStop(ctx, gctx, g, cfg, client)
+}
+
+// waitAndStop waits until ctx ends (a signal) or a part of the agent fails
+// (gctx ends first), then stops every part within the shutdown grace period.
+// A failed part's error is returned.
+func waitAndStop(ctx, gctx context.Context, g *errgroup.Group, cfg *config.Config, client kubernetes.Interface) error {
+	logger := klog.FromContext(ctx)
+	select {
+	case <-ctx.Done():
+		logger.Info("Shutting down", "gracePeriod", cfg.ShutdownGracePeriod)
+	case <-gctx.Done():
+		logger.Info("A part of the node agent failed; stopping the others", "gracePeriod", cfg.ShutdownGracePeriod)
+	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGracePeriod)
 	defer cancel()
-	if cfg.DrainOnShutdown {
+	if cfg.DrainOnShutdown && ctx.Err() != nil {
 		if err := drain(stopCtx, client, cfg.NodeName); err != nil {
 			logger.Error(err, "Draining the node failed")
 		}
@@ -180,8 +186,14 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	go func() { done <- g.Wait() }()
 	select {
 	case err := <-done:
+		if err != nil {
+			return err
+		}
+		if ctx.Err() == nil {
+			return errors.New("a part of the node agent stopped unexpectedly")
+		}
 		logger.Info("Stopped")
-		return err
+		return nil
 	case <-stopCtx.Done():
 		return errors.New("parts of the node agent did not stop within the shutdown grace period")
 	}
@@ -260,27 +272,21 @@ func nodeIPs(ctx context.Context, configured []net.IP) ([]net.IP, error) {
 	return []net.IP{ip}, nil
 }
 
-// nodeLabels are --node-labels, then the provider's labels, then the
-// defaults (hostname, arch and os), which win.
-func nodeLabels(cfg *config.Config, p provider.NodeInfo) map[string]string {
+// nodeLabels are --node-labels, then the providers' labels, then the
+// hostname, which wins.
+func nodeLabels(cfg *config.Config, fromProviders map[string]string) map[string]string {
 	labels := maps.Clone(cfg.NodeLabels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	maps.Copy(labels, p.Labels)
+	maps.Copy(labels, fromProviders)
 	labels[v1.LabelHostname] = cfg.Hostname
-	if _, ok := labels[v1.LabelArchStable]; !ok {
-		labels[v1.LabelArchStable] = wasmArch
-	}
-	if _, ok := labels[v1.LabelOSStable]; !ok {
-		labels[v1.LabelOSStable] = wasmArch
-	}
 	return labels
 }
 
-// nodeTaints are the provider's taints and --register-with-taints.
-func nodeTaints(cfg *config.Config, p provider.NodeInfo) []v1.Taint {
-	taints := slices.Clone(p.Taints)
+// nodeTaints are the providers' taints and --register-with-taints.
+func nodeTaints(cfg *config.Config, fromProviders []v1.Taint) []v1.Taint {
+	taints := slices.Clone(fromProviders)
 	for _, t := range cfg.RegisterWithTaints {
 		if !slices.ContainsFunc(taints, func(x v1.Taint) bool { return x.MatchTaint(&t) }) {
 			taints = append(taints, t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -106,6 +107,15 @@ func VersionInfo(sys SystemInfo, p provider.NodeInfo) Setter {
 			OperatingSystem:         "linux",
 			Architecture:            p.Architecture,
 		}
+		return nil
+	}
+}
+
+// RuntimeHandlers sets status.runtimeHandlers: the RuntimeClass handlers the
+// node's providers serve.
+func RuntimeHandlers(handlers []v1.NodeRuntimeHandler) Setter {
+	return func(_ context.Context, node *v1.Node) error {
+		node.Status.RuntimeHandlers = slices.Clone(handlers)
 		return nil
 	}
 }

@@ -50,6 +50,11 @@ type NodeInfo struct {
 	RuntimeName, RuntimeVersion string
 	// Architecture is nodeInfo.architecture, e.g. wasm-wasi.
 	Architecture string
+	// Containers is set by providers that run the machine's own
+	// (Linux) containers rather than Wasm modules. A node with such a
+	// provider registers with the machine's kubernetes.io/arch and os and
+	// without the Wasm taints.
+	Containers bool
 }
 
 // ContainerConfig is everything a run of a container needs, prepared by the

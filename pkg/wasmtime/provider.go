@@ -119,6 +119,7 @@ var (
 	_ provider.Provider      = (*Provider)(nil)
 	_ provider.StatsProvider = (*Provider)(nil)
 	_ provider.PodAdmitter   = (*Provider)(nil)
+	_ provider.HealthChecker = (*Provider)(nil)
 )
 
 // New builds a provider and starts its epoch ticker; Close stops it.

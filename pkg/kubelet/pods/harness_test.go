@@ -24,7 +24,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
+	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
 const (
@@ -82,7 +84,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		NodeName:    testNode,
 		NodeIPs:     []net.IP{net.ParseIP("192.0.2.10")},
 		DataDir:     h.dataDir,
-		Provider:    h.prov,
+		Router:      routeAllTo(h.prov),
 		Recorder:    h.recorder,
 		Status:      h.status,
 		Volumes:     h.vols,
@@ -380,4 +382,13 @@ func describe(s v1.PodStatus) string {
 		}
 	}
 	return b.String()
+}
+
+// routeAllTo routes every pod to p, as a node with one provider does.
+func routeAllTo(p provider.Provider) Router {
+	r, err := runtimeclass.NewRouter([]runtimeclass.Runtime{{Name: "fake", Provider: p}}, map[string]string{"fake": "fake"}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }

@@ -22,6 +22,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/krustlet/krustlet-go/pkg/kubelet/admission"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
@@ -36,50 +38,43 @@ const (
 // unless it says otherwise.
 type Config struct {
 	NodeName string
-	// NodeIPs are the node's addresses; Wasm pods share the node's network,
-	// so they are the pods' IPs too.
+	// NodeIPs are the node's addresses: the pods' hostIPs, and the podIPs of
+	// pods whose provider makes no sandbox of their own.
 	NodeIPs []net.IP
 	// DataDir is the node's data dir: pods live under DataDir/pods, their
 	// logs under DataDir/logs/pods.
-	DataDir  string
-	Provider provider.Provider
-	// RuntimeName prefixes container IDs (NAME://ID).
-	RuntimeName string
-	Recorder    record.EventRecorder
-	Status      *status.Manager
-	Volumes     VolumeManager
-	Containers  ConfigBuilder
+	DataDir string
+	// Router picks the provider of each pod.
+	Router     Router
+	Recorder   record.EventRecorder
+	Status     *status.Manager
+	Volumes    VolumeManager
+	Containers ConfigBuilder
 	// Credentials gives registry credentials for a pod; optional.
 	Credentials CredentialSource
 	// Node returns the Node object for admission.
 	Node func() (*v1.Node, error)
-	// LogMaxSize and LogMaxFiles rotate container logs.
+	// LogMaxSize and LogMaxFiles rotate the container logs the core writes.
 	LogMaxSize  int64
 	LogMaxFiles int
 	Clock       clock.WithTicker
 	// Metrics registers the workers' metrics; optional.
 	Metrics prometheus.Registerer
-	// Backoff, when set, replaces the restart and pull back-off (tests).
+	// Backoff, when set, replaces the restart, pull and sandbox back-off
+	// (tests).
 	Backoff func() *flowcontrol.Backoff
 }
 
 // Manager runs one worker per pod bound to the node.
 type Manager struct {
-	cfg         Config
-	runtimeName string
-	lister      corelisters.PodLister
-	metrics     *metrics
+	cfg    Config
+	d      *deps
+	lister corelisters.PodLister
 
-	restartBackoff *flowcontrol.Backoff
-	pullBackoff    *flowcontrol.Backoff
-
-	ctx context.Context
-	wg  sync.WaitGroup
+	wg sync.WaitGroup
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker
-	images  map[string]bool
-	running map[string]RunningContainer
 	// stopped is set once Run waits for the workers: an informer event
 	// still in flight must not start one (wg.Add after wg.Wait).
 	stopped bool
@@ -89,27 +84,33 @@ var everything = labels.Everything()
 
 // NewManager returns a pod manager.
 func NewManager(cfg Config) (*Manager, error) {
-	if cfg.Provider == nil || cfg.Recorder == nil || cfg.Status == nil || cfg.Volumes == nil || cfg.Containers == nil || cfg.Node == nil || cfg.Clock == nil {
+	if cfg.Router == nil || cfg.Recorder == nil || cfg.Status == nil || cfg.Volumes == nil || cfg.Containers == nil || cfg.Node == nil || cfg.Clock == nil {
 		return nil, fmt.Errorf("pods: incomplete Config")
 	}
 	newBackoff := cfg.Backoff
 	if newBackoff == nil {
 		newBackoff = func() *flowcontrol.Backoff { return flowcontrol.NewBackOff(backOffPeriod, maxBackOffPeriod) }
 	}
-	name := cfg.RuntimeName
-	if name == "" {
-		name = cfg.Provider.Node().RuntimeName
-	}
-	return &Manager{
-		cfg:            cfg,
-		runtimeName:    name,
+	d := &deps{
+		ctx:            context.Background(),
+		clock:          cfg.Clock,
+		recorder:       cfg.Recorder,
+		status:         cfg.Status,
+		volumes:        cfg.Volumes,
+		containers:     cfg.Containers,
+		credentials:    cfg.Credentials,
+		router:         cfg.Router,
 		metrics:        newMetrics(cfg.Metrics, cfg.Clock.Now),
+		nodeIPs:        cfg.NodeIPs,
+		layout:         layout{dataDir: cfg.DataDir},
+		logOptions:     logs.Options{MaxSize: cfg.LogMaxSize, MaxFiles: cfg.LogMaxFiles, Now: cfg.Clock.Now},
 		restartBackoff: newBackoff(),
 		pullBackoff:    newBackoff(),
-		workers:        map[types.UID]*worker{},
-		images:         map[string]bool{},
-		running:        map[string]RunningContainer{},
-	}, nil
+		sandboxBackoff: newBackoff(),
+		images:         &imageSet{},
+		runs:           &runSet{},
+	}
+	return &Manager{cfg: cfg, d: d, workers: map[types.UID]*worker{}}, nil
 }
 
 // Run takes the pods of a started informer on this node's pods, and runs
@@ -119,7 +120,7 @@ func NewManager(cfg Config) (*Manager, error) {
 func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) error {
 	logger := klog.FromContext(ctx).WithName("pods")
 	ctx = klog.NewContext(ctx, logger)
-	m.ctx = ctx
+	m.d.ctx = ctx
 	lister := corelisters.NewPodLister(informer.GetIndexer())
 	m.mu.Lock() // Pod and Pods are called from other goroutines
 	m.lister = lister
@@ -182,7 +183,7 @@ func (m *Manager) RunningPods() []*v1.Pod {
 	defer m.mu.Unlock()
 	var out []*v1.Pod
 	for _, w := range m.workers {
-		if w.active.Load() {
+		if w.active() {
 			p, _ := w.snapshot()
 			out = append(out, p)
 		}
@@ -227,7 +228,7 @@ func (m *Manager) podUpdated(ctx context.Context, pod *v1.Pod) {
 		if !isTerminalPhase(pod.Status.Phase) && pod.DeletionTimestamp == nil && !wasAdmitted(pod) {
 			rejected = m.admit(ctx, pod)
 		}
-		w = newWorker(m, pod, rejected)
+		w = newWorker(m.d, pod, rejected)
 		m.workers[pod.UID] = w
 		m.wg.Add(1)
 		go func() {
@@ -252,12 +253,17 @@ func (m *Manager) admit(ctx context.Context, pod *v1.Pod) *admission.Result {
 	}
 	var admitted []*v1.Pod
 	for _, w := range m.workers {
-		if w.active.Load() {
+		if w.active() {
 			p, _ := w.snapshot()
 			admitted = append(admitted, p)
 		}
 	}
-	admitter, _ := m.cfg.Provider.(provider.PodAdmitter)
+	// A pod that cannot be routed yet is admitted without its provider's
+	// say; its worker reports the routing error and retries.
+	var admitter provider.PodAdmitter
+	if route, err := m.d.router.Route(pod); err == nil {
+		admitter, _ = route.Runtime.Provider.(provider.PodAdmitter)
+	}
 	r := admission.Admit(klog.FromContext(ctx), node, pod, admitted, admitter)
 	if r.Admit {
 		return nil
@@ -274,7 +280,7 @@ func wasAdmitted(pod *v1.Pod) bool {
 // removeOrphans deletes the files of pods that do not exist any more.
 func (m *Manager) removeOrphans(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	entries, _ := os.ReadDir(m.podsRoot())
+	entries, _ := os.ReadDir(m.d.layout.podsRoot())
 	for _, e := range entries {
 		uid := types.UID(e.Name())
 		m.mu.Lock()
@@ -283,23 +289,23 @@ func (m *Manager) removeOrphans(ctx context.Context) {
 		if known {
 			continue
 		}
-		if err := m.cfg.Volumes.TearDown(ctx, uid, m.podDir(uid)); err != nil {
+		if err := m.d.volumes.TearDown(ctx, uid, m.d.layout.podDir(uid)); err != nil {
 			logger.Error(err, "Tearing down volumes of a removed pod failed", "podUID", uid)
 		}
-		if err := os.RemoveAll(m.podDir(uid)); err != nil {
+		if err := os.RemoveAll(m.d.layout.podDir(uid)); err != nil {
 			logger.Error(err, "Removing files of a removed pod failed", "podUID", uid)
 		} else {
 			logger.Info("Removed files of a pod deleted while the agent was down", "podUID", uid)
 		}
 	}
-	logDirs, _ := os.ReadDir(m.logDir())
+	logDirs, _ := os.ReadDir(m.d.layout.logRoot())
 	for _, e := range logDirs {
 		uid := types.UID(lastField(e.Name()))
 		m.mu.Lock()
 		_, known := m.workers[uid]
 		m.mu.Unlock()
 		if !known {
-			_ = os.RemoveAll(filepath.Join(m.logDir(), e.Name()))
+			_ = os.RemoveAll(filepath.Join(m.d.layout.logRoot(), e.Name()))
 		}
 	}
 }
@@ -313,13 +319,20 @@ func lastField(s string) string {
 	return s
 }
 
-func (m *Manager) podsRoot() string            { return filepath.Join(m.cfg.DataDir, "pods") }
-func (m *Manager) podDir(uid types.UID) string { return filepath.Join(m.podsRoot(), string(uid)) }
-func (m *Manager) logDir() string              { return filepath.Join(m.cfg.DataDir, "logs", "pods") }
-func (m *Manager) LogDir() string              { return m.logDir() }
-func (m *Manager) seenImage(image string) bool {
+// LogDir is the root of the container logs.
+func (m *Manager) LogDir() string { return m.d.layout.logRoot() }
+
+// Route returns the provider a pod was routed to, false until it is.
+func (m *Manager) Route(uid types.UID) (runtimeclass.Route, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.images[image]
+	w := m.workers[uid]
+	m.mu.Unlock()
+	if w == nil {
+		return runtimeclass.Route{}, false
+	}
+	r := w.route.Load()
+	if r == nil {
+		return runtimeclass.Route{}, false
+	}
+	return *r, true
 }
-func (m *Manager) markImageSeen(image string) { m.mu.Lock(); m.images[image] = true; m.mu.Unlock() }

@@ -87,7 +87,7 @@ func TestGracefulDeletion(t *testing.T) {
 				}
 				return nil
 			})
-			if _, err := os.Stat(h.mgr.podDir(pod.UID)); !os.IsNotExist(err) {
+			if _, err := os.Stat(h.mgr.d.layout.podDir(pod.UID)); !os.IsNotExist(err) {
 				t.Errorf("pod dir: %v", err)
 			}
 			if !slices.Contains(h.vols.tornDownUIDs(), pod.UID) {
@@ -128,7 +128,7 @@ func TestForceDeletion(t *testing.T) {
 	if got := run.stopped(); !slices.Equal(got, []time.Duration{0}) {
 		t.Errorf("Stop called with %v, want [0s]", got)
 	}
-	for _, dir := range []string{h.mgr.podDir(pod.UID), logDir} {
+	for _, dir := range []string{h.mgr.d.layout.podDir(pod.UID), logDir} {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s: %v, want removed", dir, err)
 		}
@@ -244,7 +244,7 @@ func TestAdmissionRejections(t *testing.T) {
 			var opts []harnessOption
 			if tc.admit {
 				opts = append(opts, func(h *harness, c *Config) {
-					c.Provider = &admittingProvider{fakeProvider: h.prov, reason: tc.reason, message: tc.message}
+					c.Router = routeAllTo(&admittingProvider{fakeProvider: h.prov, reason: tc.reason, message: tc.message})
 				})
 			}
 			h := newHarness(t, opts...)
@@ -471,7 +471,7 @@ func TestOrphansRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(liveLog); err != nil {
 		t.Errorf("a live pod's logs were removed: %v", err)
 	}
-	if _, err := os.Stat(h.mgr.podDir(live.UID)); err != nil {
+	if _, err := os.Stat(h.mgr.d.layout.podDir(live.UID)); err != nil {
 		t.Errorf("a live pod's dir: %v", err)
 	}
 }

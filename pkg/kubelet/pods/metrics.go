@@ -59,6 +59,7 @@ func (m *metrics) containerStarted(pod *v1.Pod, r *run) {
 }
 
 func (m *metrics) containerExited(*run)   { m.runningContainers.Dec() }
+func (m *metrics) containerAdopted()      { m.runningContainers.Inc() }
 func (m *metrics) pulled(d time.Duration) { m.pullDuration.Observe(d.Seconds()) }
 func (m *metrics) pullFailed()            { m.pullErrors.Inc() }
 

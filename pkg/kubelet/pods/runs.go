@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
+	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
 // RunningContainer is one container run in progress, for the node API's
@@ -22,6 +23,8 @@ type RunningContainer struct {
 	// ID is the provider's ContainerConfig.ID of the run.
 	ID        string
 	StartedAt time.Time
+	// Provider runs it.
+	Provider provider.Provider
 }
 
 // ErrNotFound marks a pod or container the node does not have.
@@ -30,30 +33,8 @@ var ErrNotFound = errors.New("not found")
 // ErrBadRequest marks a request that cannot be served as asked.
 var ErrBadRequest = errors.New("bad request")
 
-// trackRun and untrackRun keep the registry of runs in progress that
-// RunningContainers reads from other goroutines.
-func (m *Manager) trackRun(pod *v1.Pod, container string, r *run) {
-	m.mu.Lock()
-	m.running[r.id] = RunningContainer{Pod: pod, Container: container, ID: r.id, StartedAt: r.startedAt}
-	m.mu.Unlock()
-}
-
-func (m *Manager) untrackRun(r *run) {
-	m.mu.Lock()
-	delete(m.running, r.id)
-	m.mu.Unlock()
-}
-
 // RunningContainers lists the container runs in progress.
-func (m *Manager) RunningContainers() []RunningContainer {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]RunningContainer, 0, len(m.running))
-	for _, rc := range m.running {
-		out = append(out, rc)
-	}
-	return out
-}
+func (m *Manager) RunningContainers() []RunningContainer { return m.d.runs.list() }
 
 // LogFile returns the log file of a container's latest run (or the run
 // before it, with previous) and a function that reports whether that run
@@ -66,7 +47,7 @@ func (m *Manager) LogFile(namespace, name, container string, previous bool) (str
 	if !hasContainer(pod, container) {
 		return "", nil, fmt.Errorf("%w: container %q is not in pod %q", ErrNotFound, container, name)
 	}
-	dir := logs.ContainerDir(m.logDir(), namespace, name, string(pod.UID), container)
+	dir := logs.ContainerDir(m.d.layout.logRoot(), namespace, name, string(pod.UID), container)
 	runs := logRuns(dir)
 	idx := len(runs) - 1
 	if previous {
@@ -80,12 +61,7 @@ func (m *Manager) LogFile(namespace, name, container string, previous bool) (str
 	}
 	run := runs[idx]
 	id := runID(pod.UID, container, int32(run))
-	return logs.RunPath(dir, int32(run)), func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		_, ok := m.running[id]
-		return ok
-	}, nil
+	return logs.RunPath(dir, int32(run)), func() bool { return m.d.runs.has(id) }, nil
 }
 
 // logRuns lists the run numbers that have a log file, ascending.

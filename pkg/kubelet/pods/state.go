@@ -38,6 +38,15 @@ type containerState struct {
 	// startFailedAt is when the provider last failed to start a run; zero
 	// once a run started.
 	startFailedAt time.Time
+	// adoptable is the run a previous agent reported running; a provider
+	// whose runs outlive the agent may still have it (see worker.adopt).
+	adoptable *adoptInfo
+}
+
+// adoptInfo names a run that may have outlived the agent.
+type adoptInfo struct {
+	id        string
+	startedAt time.Time
 }
 
 // runID names run number n of a container of a pod: the provider's
@@ -101,7 +110,7 @@ func (c *containerState) running() bool {
 // restoreFrom seeds the state from the API status a previous agent wrote: a
 // container that was running then is gone now and counts as having ended
 // with the agent.
-func (c *containerState) restoreFrom(s *v1.ContainerStatus, now time.Time) {
+func (c *containerState) restoreFrom(uid types.UID, s *v1.ContainerStatus, now time.Time) {
 	c.restartCount = s.RestartCount
 	c.imageID, c.containerID = s.ImageID, s.ContainerID
 	if s.LastTerminationState.Terminated != nil {
@@ -121,6 +130,7 @@ func (c *containerState) restoreFrom(s *v1.ContainerStatus, now time.Time) {
 			ContainerID: s.ContainerID,
 		}
 		c.runs = s.RestartCount + 1
+		c.adoptable = &adoptInfo{id: runID(uid, c.name, s.RestartCount), startedAt: s.State.Running.StartedAt.Time}
 	case s.State.Waiting != nil && s.LastTerminationState.Terminated != nil:
 		c.last, c.prev = c.prev, nil
 		c.runs = s.RestartCount + 1

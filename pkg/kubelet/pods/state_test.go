@@ -80,7 +80,7 @@ func TestRestoreFrom(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c containerState
-			c.restoreFrom(&tc.status, now)
+			c.restoreFrom("uid", &tc.status, now)
 			if !equalTerminated(c.last, tc.wantLast) {
 				t.Errorf("last = %+v, want %+v", c.last, tc.wantLast)
 			}

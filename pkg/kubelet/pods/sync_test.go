@@ -30,8 +30,8 @@ func newSyncRig(t *testing.T, pod *v1.Pod) *syncRig {
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), klog.Logger{}))
 	t.Cleanup(cancel)
-	h.mgr.ctx = ctx
-	return &syncRig{harness: h, w: newWorker(h.mgr, pod, nil), ctx: ctx}
+	h.mgr.d.ctx = ctx
+	return &syncRig{harness: h, w: newWorker(h.mgr.d, pod, nil), ctx: ctx}
 }
 
 // sync runs one sync and returns when the worker wants to run again.
@@ -133,8 +133,12 @@ func TestRestartPolicyTable(t *testing.T) {
 			if s.Phase != tc.phase {
 				t.Errorf("phase = %s, want %s", s.Phase, tc.phase)
 			}
-			if terminal := tc.phase != v1.PodRunning; terminal != r.w.terminal || terminal == r.w.active.Load() {
-				t.Errorf("terminal = %v, active = %v", r.w.terminal, r.w.active.Load())
+			wantState := stateActive
+			if tc.phase != v1.PodRunning {
+				wantState = stateFinished
+			}
+			if got := r.w.getState(); got != wantState || got.String() != wantState.String() || r.w.active() != (wantState == stateActive) {
+				t.Errorf("state = %s, want %s (active = %v)", got, wantState, r.w.active())
 			}
 		})
 	}

@@ -18,11 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	"github.com/krustlet/krustlet-go/pkg/kubelet/pods"
+	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/node"
-	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
 // PodSource is what the node API reads of the pods. It must be safe for
@@ -36,6 +37,8 @@ type PodSource interface {
 	// run and whether that run is still writing; errors wrap
 	// pods.ErrNotFound or pods.ErrBadRequest.
 	LogFile(namespace, name, container string, previous bool) (string, func() bool, error)
+	// Route returns the provider a pod runs on, false until it is routed.
+	Route(uid types.UID) (runtimeclass.Route, bool)
 }
 
 // Options configure the node API server.
@@ -53,7 +56,6 @@ type Options struct {
 	// EnableDebugging serves /containerLogs and /debug/pprof.
 	EnableDebugging bool
 	Pods            PodSource
-	Provider        provider.Provider
 	Machine         node.Machine
 	// Metrics is served on /metrics.
 	Metrics *prometheus.Registry
@@ -82,9 +84,8 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, _ := o.Provider.(provider.StatsProvider)
 	s := &Server{o: o, auth: a, stats: &statsSource{
-		nodeName: o.NodeName, machine: o.Machine, pods: o.Pods, stats: st,
+		nodeName: o.NodeName, machine: o.Machine, pods: o.Pods,
 		now: o.Now, lastCPU: map[string]cpuSample{}, bootTime: bootTime(o.Machine, o.Now()),
 	}}
 	s.handler = a.wrap(s.routes())
@@ -114,9 +115,10 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	for _, p := range []string{"/exec/", "/attach/", "/portForward/", "/run/"} {
-		mux.HandleFunc(p, s.notSupported)
-	}
+	mux.HandleFunc("/exec/", s.exec)
+	mux.HandleFunc("/attach/", s.attach)
+	mux.HandleFunc("/portForward/", s.portForward)
+	mux.HandleFunc("/run/", s.run)
 	return mux
 }
 
@@ -236,12 +238,6 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err := serveLog(r.Context(), w, flush, path, running, o); err != nil {
 		klog.FromContext(r.Context()).Error(err, "Serving container log failed", "path", path)
 	}
-}
-
-func (s *Server) notSupported(w http.ResponseWriter, r *http.Request) {
-	what := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")[0]
-	http.Error(w, fmt.Sprintf("%s is not supported by the %s provider: a WebAssembly module has no shell, no process to attach to and no network namespace to forward into",
-		what, s.o.Provider.Node().RuntimeName), http.StatusNotImplemented)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -27,7 +27,6 @@ type statsSource struct {
 	nodeName string
 	machine  node.Machine
 	pods     PodSource
-	stats    provider.StatsProvider
 	bootTime time.Time
 	now      func() time.Time
 	mu       sync.Mutex
@@ -84,12 +83,13 @@ type containerReading struct {
 
 // containers reads every running container.
 func (s *statsSource) containers(ctx context.Context) []containerReading {
-	if s.stats == nil {
-		return nil
-	}
 	var out []containerReading
 	for _, rc := range s.pods.RunningContainers() {
-		st, err := s.stats.ContainerStats(ctx, rc.ID)
+		sp, ok := rc.Provider.(provider.StatsProvider)
+		if !ok {
+			continue
+		}
+		st, err := sp.ContainerStats(ctx, rc.ID)
 		if err != nil {
 			klog.FromContext(ctx).V(4).Info("No stats for container", "id", rc.ID, "err", err)
 			continue
