@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"cmp"
@@ -13,6 +13,12 @@ import (
 	"strings"
 
 	"github.com/krustlet/krustlet-go/pkg/provider"
+)
+
+// Docker Hub, as image references and Docker config files name it.
+const (
+	dockerHubDomain = "docker.io"
+	legacyHubDomain = "index.docker.io"
 )
 
 // dockerConfigEntry is one registry's entry in a Docker config file.
@@ -138,7 +144,7 @@ func keyringKey(registry string) (string, bool) {
 	return u.Host, true
 }
 
-// MatchCredentials returns the credentials of creds that apply to the
+// Match returns the credentials of creds that apply to the
 // repository (domain/path), in the order to try them. It ports the
 // kubelet's credentialprovider keyring (keyring.go, Lookup and URLsMatch):
 // a key matches when its host has as many dot-separated parts as the
@@ -151,7 +157,7 @@ func keyringKey(registry string) (string, bool) {
 // What changed: the kubelet keeps one keyring per source and tries the
 // pod's secrets before the node's; here the sources arrive as one ordered
 // list, so among equal keys the earlier credential comes first.
-func MatchCredentials(creds []provider.Credential, repository string) []provider.Credential {
+func Match(creds []provider.Credential, repository string) []provider.Credential {
 	type match struct {
 		key string
 		i   int

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"encoding/base64"
@@ -59,7 +59,7 @@ func TestParseDockerConfig(t *testing.T) {
 
 // The cases of the kubelet's keyring tests (credentialprovider/keyring_test.go)
 // that apply to one repository.
-func TestMatchCredentials(t *testing.T) {
+func TestMatch(t *testing.T) {
 	cred := func(registry string) provider.Credential {
 		return provider.Credential{Registry: registry, Username: registry}
 	}
@@ -100,8 +100,8 @@ func TestMatchCredentials(t *testing.T) {
 			for _, k := range tc.keys {
 				creds = append(creds, cred(k))
 			}
-			if got := names(MatchCredentials(creds, tc.repo)); got != tc.match {
-				t.Errorf("MatchCredentials(%v, %s) = %q, want %q", tc.keys, tc.repo, got, tc.match)
+			if got := names(Match(creds, tc.repo)); got != tc.match {
+				t.Errorf("Match(%v, %s) = %q, want %q", tc.keys, tc.repo, got, tc.match)
 			}
 		})
 	}
