@@ -14,7 +14,9 @@
 // Lookup, URLsMatch, and the Docker Hub fallback to index.docker.io. The
 // secret types are those of its secrets.MakeDockerKeyring
 // (kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg), and the
-// Docker config formats those of its config.go. What changed:
+// Docker config formats those of its config.go; Match reduces an image
+// reference to its repository as the kubelet's parsers.ParseImageName
+// does. What changed:
 //
 //   - The kubelet keeps one keyring per source and tries the pod's secrets
 //     before the node's; here the sources arrive as one ordered list (the
@@ -37,7 +39,7 @@
 //
 //	src := &credentials.Source{Client: client, NodeConfig: "/etc/krustlet/config.json"}
 //	all, err := src.Credentials(ctx, pod) // use all even when err != nil
-//	for _, c := range credentials.Match(all, "ghcr.io/team/app") { // domain/path
+//	for _, c := range credentials.Match(all, pod.Spec.Containers[0].Image) {
 //		// try c.Username/c.Password (or the tokens) until one is accepted
 //	}
 package credentials
