@@ -199,8 +199,8 @@ func waitAndStop(ctx, gctx context.Context, g *errgroup.Group, cfg *config.Confi
 	}
 }
 
-// credentials are the API client configurations of the running agent.
-type credentials struct {
+// clientCredentials are the API client configurations of the running agent.
+type clientCredentials struct {
 	client, heartbeat *rest.Config
 	// clientCA is the configuration whose CA the node trusts.
 	clientCA *rest.Config
@@ -210,7 +210,7 @@ type credentials struct {
 
 // setUpCredentials bootstraps a client certificate if needed, starts its
 // rotation, and returns client configurations that follow it.
-func setUpCredentials(ctx context.Context, cfg *config.Config, metrics *prometheus.Registry) (*credentials, error) {
+func setUpCredentials(ctx context.Context, cfg *config.Config, metrics *prometheus.Registry) (*clientCredentials, error) {
 	cfgs, err := bootstrap.LoadClientConfig(ctx, cfg.Kubeconfig, cfg.BootstrapKubeconfig, cfg.CertDir)
 	if err != nil {
 		return nil, err
@@ -220,7 +220,7 @@ func setUpCredentials(ctx context.Context, cfg *config.Config, metrics *promethe
 			return nil, err
 		}
 	}
-	creds := &credentials{closeAll: func() {}, stop: func() {}, clientCA: cfgs.Client}
+	creds := &clientCredentials{closeAll: func() {}, stop: func() {}, clientCA: cfgs.Client}
 	clientConfig := rest.CopyConfig(cfgs.Client)
 	if cfg.BootstrapKubeconfig != "" && cfg.RotateCertificates || cfgs.Bootstrap != nil {
 		var m certificate.Manager

@@ -21,12 +21,12 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/krustlet/krustlet-go/pkg/config"
+	"github.com/krustlet/krustlet-go/pkg/credentials"
 	"github.com/krustlet/krustlet-go/pkg/env"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/pods"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
 	"github.com/krustlet/krustlet-go/pkg/provider"
-	"github.com/krustlet/krustlet-go/pkg/registry"
 	"github.com/krustlet/krustlet-go/pkg/volume"
 )
 
@@ -119,7 +119,7 @@ func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Int
 	if err != nil {
 		return nil, fmt.Errorf("creating container config builder: %w", err)
 	}
-	creds := &registry.CredentialSource{Client: client, NodeConfig: cfg.RegistryConfig}
+	creds := &credentials.Source{Client: client, NodeConfig: cfg.RegistryConfig}
 	pm, err = pods.NewManager(pods.Config{
 		NodeName:    cfg.NodeName,
 		NodeIPs:     ips,

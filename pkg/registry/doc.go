@@ -1,9 +1,9 @@
 // Package registry pulls WebAssembly modules from OCI registries for the
 // node, keeps them in a content-addressed store, collects the ones no pod
-// uses, reads image pull secrets, and pushes modules (krustlet push). It is
-// built on the image-spec types and oras-go v2; it knows nothing of the
-// providers that run the modules (cmd/krustlet wires it in as the wasmtime
-// provider's module source).
+// uses, and pushes modules (krustlet push). It is built on the image-spec
+// types and oras-go v2; it knows nothing of the providers that run the
+// modules (cmd/krustlet wires it in as the wasmtime provider's module
+// source).
 //
 // # What it pulls
 //
@@ -35,17 +35,15 @@
 // downloads nothing when the digest is stored already. The image ID is
 // repository@digest, the digest the reference resolved to.
 //
-// Credentials come from the core in provider.PullRequest.Credentials;
-// CredentialSource assembles them as the kubelet does (the pod's
-// imagePullSecrets, its service account's, the node's Docker config file),
-// and MatchCredentials picks those for a repository as the kubelet's
-// credential keyring does. Failures wrap provider.ErrImagePull and say what
-// the registry answered (401 with or without matching credentials, 404,
-// digest mismatch, timeout). Registries in Options.InsecureRegistries are
-// reached over plain HTTP; Options.CAFile replaces the system roots.
-// oras-go refuses bearer-token realms on loopback and link-local addresses
-// unless the realm is on the registry's own host; this package keeps that
-// default.
+// Credentials come from the core in provider.PullRequest.Credentials
+// (pkg/credentials assembles them); credentials.Match picks those for the
+// repository, as the kubelet's credential keyring does. Failures wrap
+// provider.ErrImagePull and say what the registry answered (401 with or
+// without matching credentials, 404, digest mismatch, timeout).
+// Registries in Options.InsecureRegistries are reached over plain HTTP;
+// Options.CAFile replaces the system roots. oras-go refuses bearer-token
+// realms on loopback and link-local addresses unless the realm is on the
+// registry's own host; this package keeps that default.
 //
 // # The store and garbage collection
 //

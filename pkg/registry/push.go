@@ -14,6 +14,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/krustlet/krustlet-go/pkg/credentials"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
@@ -38,7 +39,7 @@ type PushOptions struct {
 	Layout Layout
 	// PlainHTTP talks to the registry over HTTP.
 	PlainHTTP bool
-	// Credentials are matched against the repository (MatchCredentials);
+	// Credentials are matched against the repository (credentials.Match);
 	// the first that matches is used. None: anonymous.
 	Credentials []provider.Credential
 	// Transport carries the requests. Default: NewTransport("").
@@ -78,7 +79,7 @@ func Push(ctx context.Context, module []byte, ref string, opts PushOptions) (oci
 	oref := orasregistry.Reference{Registry: r.Domain, Repository: r.Path}
 	host := oref.Host()
 	var cred auth.Credential
-	if m := MatchCredentials(opts.Credentials, r.Repository()); len(m) > 0 {
+	if m := credentials.Match(opts.Credentials, r.Repository()); len(m) > 0 {
 		cred = auth.Credential{Username: m[0].Username, Password: m[0].Password, RefreshToken: m[0].IdentityToken, AccessToken: m[0].RegistryToken}
 	}
 	header := http.Header{}

@@ -30,6 +30,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/krustlet/krustlet-go/pkg/credentials"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
@@ -206,7 +207,7 @@ func (r *Registry) Images() []v1.ContainerImage { return r.store.Images() }
 //     and downloads nothing when that digest is stored already.
 //
 // req.Credentials that match the image's repository are tried in order
-// (see MatchCredentials); with none, the pull is anonymous. Concurrent
+// (see credentials.Match); with none, the pull is anonymous. Concurrent
 // pulls of one reference with the same credentials share one download.
 // Errors wrap provider.ErrImagePull (with what the registry answered),
 // provider.ErrImageInspect (the reference is invalid, or names something
@@ -226,7 +227,7 @@ func (r *Registry) Pull(ctx context.Context, req provider.PullRequest) (provider
 			return provider.Image{}, Module{}, fmt.Errorf("%w: %s is not on this node", provider.ErrImageNeverPull, ref)
 		}
 	}
-	creds := MatchCredentials(req.Credentials, ref.Repository())
+	creds := credentials.Match(req.Credentials, ref.Repository())
 	key := ref.String() + "\x00" + credentialsKey(creds)
 	ch := r.pulls.DoChan(key, func() (any, error) {
 		// The pull outlives a caller that gives up, so that a retry finds

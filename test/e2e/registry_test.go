@@ -18,8 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/krustlet/krustlet-go/pkg/credentials"
 	"github.com/krustlet/krustlet-go/pkg/provider"
-	"github.com/krustlet/krustlet-go/pkg/registry"
 	fw "github.com/krustlet/krustlet-go/test/framework/registry"
 	"github.com/krustlet/krustlet-go/test/framework/wasmbuild"
 )
@@ -40,7 +40,7 @@ func TestRegistry(t *testing.T) {
 	// The node's own credentials are for one repository path of the basic
 	// registry only, so that the rest of it stays private.
 	nodeConfig := filepath.Join(t.TempDir(), "config.json")
-	nodeCreds, err := registry.DockerConfigJSON(provider.Credential{Registry: "http://" + basic.Host + "/node-creds", Username: "alice", Password: "wonderland"})
+	nodeCreds, err := credentials.DockerConfigJSON(provider.Credential{Registry: "http://" + basic.Host + "/node-creds", Username: "alice", Password: "wonderland"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func uleb128(n int) []byte {
 // createPullSecret creates a kubernetes.io/dockerconfigjson Secret for host.
 func createPullSecret(ctx context.Context, t *testing.T, host, user, password string) string {
 	t.Helper()
-	data, err := registry.DockerConfigJSON(provider.Credential{Registry: host, Username: user, Password: password})
+	data, err := credentials.DockerConfigJSON(provider.Credential{Registry: host, Username: user, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}

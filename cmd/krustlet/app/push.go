@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/krustlet/krustlet-go/pkg/credentials"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 	"github.com/krustlet/krustlet-go/pkg/registry"
 )
@@ -76,7 +77,7 @@ func (o *pushOptions) run(cmd *cobra.Command, file, ref string) error {
 	case o.password != "" && o.passwordStdin:
 		return errors.New("use either --password or --password-stdin")
 	case o.registryConfig != "":
-		c, err := registry.ReadDockerConfigFile(o.registryConfig)
+		c, err := credentials.ReadDockerConfigFile(o.registryConfig)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"encoding/base64"
@@ -58,8 +58,8 @@ func TestParseDockerConfig(t *testing.T) {
 }
 
 // The cases of the kubelet's keyring tests (credentialprovider/keyring_test.go)
-// that apply to one repository.
-func TestMatchCredentials(t *testing.T) {
+// that apply to one repository, and image references as pods name them.
+func TestMatch(t *testing.T) {
 	cred := func(registry string) provider.Credential {
 		return provider.Credential{Registry: registry, Username: registry}
 	}
@@ -73,7 +73,7 @@ func TestMatchCredentials(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		keys  []string
-		repo  string
+		image string
 		match string
 	}{
 		{"host", []string{"quay.io"}, "quay.io/foo/bar", "quay.io"},
@@ -94,15 +94,48 @@ func TestMatchCredentials(t *testing.T) {
 		{"docker hub by index.docker.io", []string{"https://index.docker.io/v1/"}, "docker.io/library/nginx", "https://index.docker.io/v1/"},
 		{"docker hub by docker.io", []string{"docker.io"}, "docker.io/user/app", "docker.io"},
 		{"index.docker.io is not for other registries", []string{"index.docker.io"}, "quay.io/app", ""},
+		{"tag dropped", []string{"quay.io/team"}, "quay.io/team:v1", "quay.io/team"},
+		{"digest dropped", []string{"quay.io/team/app"}, "quay.io/team/app:v1@sha256:" + strings.Repeat("a", 64), "quay.io/team/app"},
+		{"port and tag", []string{"registry.example:5000"}, "registry.example:5000/foo:v1", "registry.example:5000"},
+		{"short name is on docker hub", []string{"docker.io", "quay.io"}, "nginx:1.27", "docker.io"},
+		{"short name by index.docker.io", []string{"https://index.docker.io/v1/"}, "nginx", "https://index.docker.io/v1/"},
+		{"docker hub user repository", []string{"docker.io/user"}, "user/app:v1", "docker.io/user"},
+		{"official image path", []string{"docker.io/library"}, "index.docker.io/nginx", "docker.io/library"},
+		{"localhost is a registry", []string{"localhost"}, "localhost/app", "localhost"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var creds []provider.Credential
 			for _, k := range tc.keys {
 				creds = append(creds, cred(k))
 			}
-			if got := names(MatchCredentials(creds, tc.repo)); got != tc.match {
-				t.Errorf("MatchCredentials(%v, %s) = %q, want %q", tc.keys, tc.repo, got, tc.match)
+			if got := names(Match(creds, tc.image)); got != tc.match {
+				t.Errorf("Match(%v, %s) = %q, want %q", tc.keys, tc.image, got, tc.match)
 			}
 		})
+	}
+}
+
+func TestRepositoryOf(t *testing.T) {
+	for image, want := range map[string]string{
+		"":                                   "",
+		"nginx":                              "docker.io/library/nginx",
+		"nginx:1.27":                         "docker.io/library/nginx",
+		"user/app":                           "docker.io/user/app",
+		"docker.io/nginx":                    "docker.io/library/nginx",
+		"index.docker.io/user/app:v1":        "docker.io/user/app",
+		"docker.io/library/nginx":            "docker.io/library/nginx",
+		"localhost/app":                      "localhost/app",
+		"Registry/app":                       "Registry/app",
+		"registry.example:5000/team/app:v1":  "registry.example:5000/team/app",
+		"[::1]:5000/app":                     "[::1]:5000/app",
+		"ghcr.io/team/app@sha256:0123abcdef": "ghcr.io/team/app",
+	} {
+		if got := repositoryOf(image); got != want {
+			t.Errorf("repositoryOf(%q) = %q, want %q", image, got, want)
+		}
+		// A repository comes back unchanged.
+		if got := repositoryOf(want); got != want {
+			t.Errorf("repositoryOf(%q) = %q, want it unchanged", want, got)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"cmp"
@@ -13,6 +13,12 @@ import (
 	"strings"
 
 	"github.com/krustlet/krustlet-go/pkg/provider"
+)
+
+// Docker Hub, as image references and Docker config files name it.
+const (
+	dockerHubDomain = "docker.io"
+	legacyHubDomain = "index.docker.io"
 )
 
 // dockerConfigEntry is one registry's entry in a Docker config file.
@@ -138,20 +144,27 @@ func keyringKey(registry string) (string, bool) {
 	return u.Host, true
 }
 
-// MatchCredentials returns the credentials of creds that apply to the
-// repository (domain/path), in the order to try them. It ports the
-// kubelet's credentialprovider keyring (keyring.go, Lookup and URLsMatch):
-// a key matches when its host has as many dot-separated parts as the
-// repository's, each part matching as a glob (so *.example.com matches
-// one.example.com but not example.com), the ports are equal, and the key's
-// path is a prefix of the repository's path; schemes are ignored. More
-// specific keys come first (the kubelet's reverse-sorted index). If no key
-// matches a Docker Hub repository, credentials for index.docker.io apply.
+// Match returns the credentials of creds that apply to image, in the order
+// to try them. image is a reference as a pod names it (nginx:1.27,
+// ghcr.io/team/app@sha256:…) or a repository; it is reduced to its
+// normalised repository, domain/path (docker.io/library/nginx), as the
+// kubelet does before its keyring lookup. It is not validated: pulling
+// refuses a malformed reference.
+//
+// It ports the kubelet's credentialprovider keyring (keyring.go, Lookup
+// and URLsMatch): a key matches when its host has as many dot-separated
+// parts as the repository's, each part matching as a glob (so
+// *.example.com matches one.example.com but not example.com), the ports
+// are equal, and the key's path is a prefix of the repository's path;
+// schemes are ignored. More specific keys come first (the kubelet's
+// reverse-sorted index). If no key matches a Docker Hub repository,
+// credentials for index.docker.io apply.
 //
 // What changed: the kubelet keeps one keyring per source and tries the
 // pod's secrets before the node's; here the sources arrive as one ordered
 // list, so among equal keys the earlier credential comes first.
-func MatchCredentials(creds []provider.Credential, repository string) []provider.Credential {
+func Match(creds []provider.Credential, image string) []provider.Credential {
+	repository := repositoryOf(image)
 	type match struct {
 		key string
 		i   int
@@ -181,6 +194,36 @@ func MatchCredentials(creds []provider.Credential, repository string) []provider
 		}
 	}
 	return out
+}
+
+// repositoryOf reduces an image reference to its repository as the
+// kubelet's parsers.ParseImageName does (through the distribution
+// project's ParseNormalizedNamed): the digest and the tag are dropped; the
+// first component is a registry only if it has a dot or a colon, is
+// localhost, or has upper case, and otherwise the name is on Docker Hub;
+// index.docker.io is docker.io, and a Docker Hub name of one component is
+// in library/. A repository comes back unchanged.
+func repositoryOf(image string) string {
+	name, _, _ := strings.Cut(image, "@")
+	// A tag follows the last colon after the last slash; a colon before it
+	// is a port.
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		name = name[:i]
+	}
+	if name == "" {
+		return ""
+	}
+	domain, path := dockerHubDomain, name
+	if i := strings.IndexByte(name, '/'); i != -1 && (strings.ContainsAny(name[:i], ".:") || name[:i] == "localhost" || strings.ToLower(name[:i]) != name[:i]) {
+		domain, path = name[:i], name[i+1:]
+	}
+	if domain == legacyHubDomain {
+		domain = dockerHubDomain
+	}
+	if domain == dockerHubDomain && !strings.ContainsRune(path, '/') {
+		path = "library/" + path
+	}
+	return domain + "/" + path
 }
 
 // isDefaultRegistryMatch is the kubelet's: does image live on Docker Hub?

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
-// CredentialSource gives the registry credentials for a pod's images, as
-// the kubelet assembles them: the pod's imagePullSecrets, then those of
-// its service account that the pod does not list already, then the node's
-// Docker config file. It implements the core's pods.CredentialSource and is
-// safe for concurrent use.
+// Source gives the registry credentials for a pod's images, as the kubelet
+// assembles them: the pod's imagePullSecrets, then those of its service
+// account that the pod does not list already, then the node's Docker config
+// file. It implements the core's pods.CredentialSource and is safe for
+// concurrent use.
 //
 // Secrets and the service account are read through Client with the node's
 // credentials: the Node authorizer lets a node get the Secrets its pods
@@ -27,7 +27,7 @@ import (
 // service account only is usually copied into the pod's imagePullSecrets
 // by the ServiceAccount admission plugin; when it is not, the node may be
 // forbidden to read it, and it is skipped.
-type CredentialSource struct {
+type Source struct {
 	// Client reads Secrets and ServiceAccounts. Nil: only NodeConfig.
 	Client kubernetes.Interface
 	// NodeConfig is a Docker config.json with the node's own credentials
@@ -37,10 +37,10 @@ type CredentialSource struct {
 }
 
 // Credentials returns the credentials for pod's images, in the order to
-// try them. An error lists what could not be read (a missing Secret, a
+// try them; Match picks those for one image. An error lists what could not be read (a missing Secret, a
 // malformed config); the credentials that could be read are returned with
 // it, and should be used.
-func (s *CredentialSource) Credentials(ctx context.Context, pod *v1.Pod) ([]provider.Credential, error) {
+func (s *Source) Credentials(ctx context.Context, pod *v1.Pod) ([]provider.Credential, error) {
 	logger := klog.FromContext(ctx)
 	var (
 		creds []provider.Credential
@@ -102,7 +102,7 @@ func (s *CredentialSource) Credentials(ctx context.Context, pod *v1.Pod) ([]prov
 // secretCredentials reads one pull secret. As the kubelet does, only
 // Secrets of type kubernetes.io/dockerconfigjson (key .dockerconfigjson)
 // and kubernetes.io/dockercfg (key .dockercfg) count.
-func (s *CredentialSource) secretCredentials(ctx context.Context, ns, name string) ([]provider.Credential, error) {
+func (s *Source) secretCredentials(ctx context.Context, ns, name string) ([]provider.Credential, error) {
 	sec, err := s.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("reading image pull secret %s/%s: %w", ns, name, err)

@@ -1,4 +1,4 @@
-package registry
+package credentials
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
-var _ pods.CredentialSource = (*CredentialSource)(nil)
+var _ pods.CredentialSource = (*Source)(nil)
 
 func dockerSecret(t *testing.T, name string, creds ...provider.Credential) *v1.Secret {
 	t.Helper()
@@ -34,7 +34,7 @@ func dockerSecret(t *testing.T, name string, creds ...provider.Credential) *v1.S
 	}
 }
 
-func TestCredentialSource(t *testing.T) {
+func TestSource(t *testing.T) {
 	nodeConfig := filepath.Join(t.TempDir(), "config.json")
 	nodeJSON, _ := DockerConfigJSON(provider.Credential{Registry: "node.example", Username: "node", Password: "n"})
 	if err := os.WriteFile(nodeConfig, nodeJSON, 0o600); err != nil {
@@ -69,7 +69,7 @@ func TestCredentialSource(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	src := &CredentialSource{Client: client, NodeConfig: nodeConfig}
+	src := &Source{Client: client, NodeConfig: nodeConfig}
 	creds, err := src.Credentials(context.Background(), pod)
 	var users []string
 	for _, c := range creds {
@@ -88,17 +88,17 @@ func TestCredentialSource(t *testing.T) {
 	}
 
 	// No client: the node's config only; a pod's secrets are reported.
-	creds, err = (&CredentialSource{NodeConfig: nodeConfig}).Credentials(context.Background(), pod)
+	creds, err = (&Source{NodeConfig: nodeConfig}).Credentials(context.Background(), pod)
 	if len(creds) != 1 || creds[0].Username != "node" || err == nil {
 		t.Errorf("without client: %+v, %v", creds, err)
 	}
 	// A missing service account is not an error.
 	plain := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "q"}}
-	if creds, err := (&CredentialSource{Client: client}).Credentials(context.Background(), plain); err != nil || len(creds) != 0 {
+	if creds, err := (&Source{Client: client}).Credentials(context.Background(), plain); err != nil || len(creds) != 0 {
 		t.Errorf("pod without secrets: %+v, %v", creds, err)
 	}
 	// An unreadable node config is an error, the pod's credentials still come.
-	creds, err = (&CredentialSource{Client: client, NodeConfig: filepath.Join(t.TempDir(), "nope")}).Credentials(context.Background(), pod)
+	creds, err = (&Source{Client: client, NodeConfig: filepath.Join(t.TempDir(), "nope")}).Credentials(context.Background(), pod)
 	if len(creds) != 3 || err == nil || !strings.Contains(err.Error(), "registry config") {
 		t.Errorf("missing node config: %+v, %v", creds, err)
 	}
