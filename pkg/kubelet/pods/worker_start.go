@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -242,7 +241,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 
 // watch waits for a run to end in the background, then closes its log
 // writer (when the core writes the log) and wakes the worker.
-func (w *worker) watch(ctx context.Context, container string, r *run, lw io.Closer) {
+func (w *worker) watch(ctx context.Context, container string, r *run, lw *logs.Writer) {
 	go func() {
 		exit, err := r.handle.Wait(w.d.ctx)
 		if err != nil {
