@@ -42,6 +42,15 @@
 // A field that is set but means nothing to krustlet produces a warning.
 // Relative paths in the file are relative to the file's directory.
 //
+// # Settings
+//
+// Each setting is declared once, in the settings table (settings.go): its
+// flag, deprecated aliases, help, default, config file field, how its value
+// lands in Config and how it is validated. Its environment variable, the
+// config file layer, validation and the flag reference (krustlet flags
+// --markdown) follow from that entry, so adding a setting is adding a
+// field to Config and an entry to the table.
+//
 // # Use
 //
 //	o := config.NewOptions()
