@@ -42,6 +42,19 @@
 // A field that is set but means nothing to krustlet produces a warning.
 // Relative paths in the file are relative to the file's directory.
 //
+// # Providers and RuntimeClass handlers
+//
+// --provider lists the runtime providers enabled on the node, for example
+// --provider=wasmtime,cri. The first is the default provider: it runs the
+// pods that have no RuntimeClass. Every provider serves the RuntimeClass
+// handler named after itself, and --runtime-handlers adds handlers with
+// other names (--runtime-handlers=fast=wasmtime,runc=cri); an entry named
+// after a provider replaces that provider's own handler. Config.Handlers
+// returns the resulting handler -> provider map and Config.DefaultProvider
+// the default provider. An empty or repeated provider name is an error, as
+// is a handler that is not a DNS-1123 label (what RuntimeClass.handler
+// accepts) or whose provider --provider does not list.
+//
 // # Settings
 //
 // Each setting is declared once, in the settings table (settings.go): its

@@ -82,7 +82,7 @@ func TestDefaults(t *testing.T) {
 		EnableDebuggingHandlers:     true,
 		MaxPods:                     110,
 		RegisterNode:                true,
-		Provider:                    "wasmtime",
+		Providers:                   []string{"wasmtime"},
 		RotateCertificates:          true,
 		RotateServerCertificates:    true,
 		ImageGCHighThresholdPercent: 85,

@@ -127,13 +127,12 @@ var settings = []setting{
 	{flag: "register-node", file: kubeletField("registerNode"), usage: "Create the Node object.",
 		value: field(true, func(c *Config) *bool { return &c.RegisterNode })},
 
-	{flag: "provider", usage: "Runtime provider that runs the pods' WebAssembly modules.",
-		value: field(DefaultProvider, func(c *Config) *string { return &c.Provider }),
-		check: func(c *Config, bad report) {
-			if strings.TrimSpace(c.Provider) == "" {
-				bad(c.Provider, "must name a provider, such as wasmtime")
-			}
-		}},
+	{flag: "provider", usage: "Runtime providers enabled on the node, comma-separated. The first runs the pods that have no RuntimeClass; each serves the RuntimeClass handler named after it.",
+		value: parsed([]string{DefaultProvider}, func(c *Config, v []string, _ report) { c.Providers = trimSpace(v) }),
+		check: checkProviders},
+	{flag: "runtime-handlers", usage: "More RuntimeClass handlers, each run by a provider of --provider (handler=provider,...). An entry for a provider's own name replaces its handler.",
+		value: field(nil, func(c *Config) *map[string]string { return &c.RuntimeHandlers }),
+		check: checkRuntimeHandlers},
 	{flag: "insecure-registries", usage: "Registries (host[:port], comma-separated) reached over plain HTTP.",
 		value: parsed([]string(nil), func(c *Config, v []string, _ report) { c.InsecureRegistries = trimmed(v) }),
 		check: func(c *Config, bad report) {
@@ -227,6 +226,15 @@ func parseIP(v string, bad report) net.IP {
 		bad(v, "must be an IP address")
 	}
 	return ip
+}
+
+// trimSpace returns the elements of list without surrounding space.
+func trimSpace(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = strings.TrimSpace(s)
+	}
+	return out
 }
 
 // trimmed returns the non-empty elements of list, without surrounding space.

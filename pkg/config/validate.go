@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // kubeletLabels are the labels in the kubernetes.io and k8s.io namespaces
@@ -193,6 +194,39 @@ func checkEvictionHard(c *Config, bad report) {
 			bad(s, "quantity must not be negative")
 		case t.Quantity == nil && (t.Percentage < 0 || t.Percentage > 1):
 			bad(s, "percentage must be between 0% and 100%")
+		}
+	}
+}
+
+func checkProviders(c *Config, bad report) {
+	list := strings.Join(c.Providers, ",")
+	if len(c.Providers) == 0 {
+		bad(list, "must name a provider, such as wasmtime")
+		return
+	}
+	if slices.Contains(c.Providers, "") {
+		bad(list, "provider names must not be empty")
+	}
+	count := map[string]int{}
+	for _, p := range c.Providers {
+		if count[p]++; count[p] == 2 && p != "" {
+			bad(list, fmt.Sprintf("must name each provider once: %q is repeated", p))
+		}
+	}
+}
+
+// checkRuntimeHandlers checks that each handler is a name a RuntimeClass
+// accepts and that its provider is enabled.
+func checkRuntimeHandlers(c *Config, bad report) {
+	for _, h := range sortedKeys(c.RuntimeHandlers) {
+		p := c.RuntimeHandlers[h]
+		kv := h + "=" + p
+		if errs := validation.IsDNS1123Label(h); len(errs) > 0 {
+			bad(kv, "handler must be a DNS-1123 label, as RuntimeClass.handler: "+strings.Join(errs, "; "))
+			continue
+		}
+		if !slices.Contains(c.Providers, p) {
+			bad(kv, fmt.Sprintf("provider %q is not enabled: --provider lists %s", p, strings.Join(c.Providers, ",")))
 		}
 	}
 }

@@ -43,14 +43,14 @@ const (
 func Run(ctx context.Context, cfg *config.Config) error {
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
-	logger.Info("Starting krustlet", "version", version.Get().Long(), "provider", cfg.Provider, "dataDir", cfg.DataDir)
+	logger.Info("Starting krustlet", "version", version.Get().Long(), "provider", cfg.Providers[0], "dataDir", cfg.DataDir)
 	clk := clock.RealClock{}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-	prov, err := provider.New(cfg.Provider, provider.Options{
-		DataDir:            filepath.Join(cfg.DataDir, "providers", cfg.Provider),
+	prov, err := provider.New(cfg.Providers[0], provider.Options{
+		DataDir:            filepath.Join(cfg.DataDir, "providers", cfg.Providers[0]),
 		NodeName:           cfg.NodeName,
 		AllowLocalModules:  cfg.AllowLocalModules,
 		InsecureRegistries: cfg.InsecureRegistries,
