@@ -42,6 +42,24 @@
 // A field that is set but means nothing to krustlet produces a warning.
 // Relative paths in the file are relative to the file's directory.
 //
+// The settings the KubeletConfiguration has no field for are read from a
+// second YAML document of kind KrustletConfiguration (apiVersion
+// krustlet.dev/v1alpha1, the Go type KrustletConfiguration), decoded as
+// strictly:
+//
+//	apiVersion: kubelet.config.k8s.io/v1beta1
+//	kind: KubeletConfiguration
+//	maxPods: 50
+//	---
+//	apiVersion: krustlet.dev/v1alpha1
+//	kind: KrustletConfiguration
+//	providers: [wasmtime, cri]        # --provider
+//	runtimeHandlers: {fast: wasmtime} # --runtime-handlers
+//
+// Either document may be absent and they may come in any order; a document
+// of another apiVersion or kind, or a second one of the same kind, is an
+// error.
+//
 // # Providers and RuntimeClass handlers
 //
 // --provider lists the runtime providers enabled on the node, for example

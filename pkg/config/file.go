@@ -1,8 +1,11 @@
 package config
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,12 +14,36 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
 
-// kubeletKind is the kind of the kubelet's config file document.
-const kubeletKind = "KubeletConfiguration"
+// The documents a --config file may hold, at most one of each, in any
+// order, separated by "---".
+const (
+	// kubeletKind is the kubelet's kubelet.config.k8s.io/v1beta1
+	// KubeletConfiguration.
+	kubeletKind = "KubeletConfiguration"
+	// KrustletKind and KrustletAPIVersion are the kind and apiVersion of a
+	// KrustletConfiguration.
+	KrustletKind       = "KrustletConfiguration"
+	KrustletAPIVersion = "krustlet.dev/v1alpha1"
+)
+
+// KrustletConfiguration is the config file document of the settings that
+// the KubeletConfiguration has no field for. It is decoded strictly: an
+// unknown or duplicate field is an error. As in the KubeletConfiguration,
+// a field that is empty is not set.
+type KrustletConfiguration struct {
+	metav1.TypeMeta `json:",inline"`
+	// Providers is --provider: the providers enabled on the node, the
+	// default provider first.
+	Providers []string `json:"providers,omitempty"`
+	// RuntimeHandlers is --runtime-handlers: RuntimeClass handler name ->
+	// provider.
+	RuntimeHandlers map[string]string `json:"runtimeHandlers,omitempty"`
+}
 
 // fileField names the config file field of a setting.
 type fileField struct {
@@ -32,6 +59,9 @@ type fileField struct {
 
 // kubeletField is the field at path of the KubeletConfiguration.
 func kubeletField(path string) fileField { return fileField{kind: kubeletKind, path: path} }
+
+// krustletField is the field at path of the KrustletConfiguration.
+func krustletField(path string) fileField { return fileField{kind: KrustletKind, path: path} }
 
 // kubeletPathField is the field at path of the KubeletConfiguration,
 // which names a file relative to the config file.
@@ -56,51 +86,94 @@ type document struct {
 	fields map[string]any
 }
 
-// readConfigFile reads a KubeletConfiguration strictly: an unknown or
-// duplicate field is an error, as is any other apiVersion or kind.
+// readConfigFile reads a config file of up to two YAML documents, a
+// KubeletConfiguration and a KrustletConfiguration, or one JSON document.
+// Each is decoded strictly: an unknown or duplicate field is an error, as
+// is any other apiVersion or kind, or a second document of one kind.
 func readConfigFile(path string) (*configFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
+	var docs [][]byte
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+		docs = append(docs, doc)
+	}
 	f := &configFile{dir: filepath.Dir(path), docs: map[string]document{}}
-	if err := f.add(data); err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+	for i, doc := range docs {
+		if err := f.add(doc); err != nil {
+			if len(docs) > 1 {
+				return nil, fmt.Errorf("config file %s, document %d: %w", path, i+1, err)
+			}
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if len(f.docs) == 0 {
+		return nil, fmt.Errorf("config file %s holds no document: want a %s, a %s or both", path, kubeletKind, KrustletKind)
 	}
 	return f, nil
 }
 
-// add decodes one document into f.
+// add decodes one document into f. An empty document is skipped.
 func (f *configFile) add(data []byte) error {
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
-		return err
-	}
-	gvk, err := kjson.DefaultMetaFactory.Interpret(jsonData)
-	if err != nil {
-		return err
-	}
-	want := kubeletv1beta1.SchemeGroupVersion.WithKind(kubeletKind)
-	if *gvk != want {
-		return fmt.Errorf("apiVersion %q kind %q is not supported: want apiVersion %q kind %q",
-			gvk.GroupVersion().String(), gvk.Kind, want.GroupVersion().String(), want.Kind)
-	}
-	scheme := runtime.NewScheme()
-	if err := kubeletv1beta1.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("building the config file scheme: %w", err)
-	}
-	decoder := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
-		kjson.SerializerOptions{Yaml: true, Strict: true})
-	kc := &kubeletv1beta1.KubeletConfiguration{}
-	if _, _, err := decoder.Decode(data, nil, kc); err != nil {
 		return err
 	}
 	var fields map[string]any
 	if err := json.Unmarshal(jsonData, &fields); err != nil {
 		return err
 	}
-	f.docs[gvk.Kind] = document{value: reflect.ValueOf(kc).Elem(), fields: fields}
+	if fields == nil {
+		return nil // nothing but comments
+	}
+	gvk, err := kjson.DefaultMetaFactory.Interpret(jsonData)
+	if err != nil {
+		return err
+	}
+	kubelet := kubeletv1beta1.SchemeGroupVersion.WithKind(kubeletKind)
+	var doc any
+	switch {
+	case *gvk == kubelet:
+		doc, err = decodeKubeletConfiguration(data)
+	case gvk.GroupVersion().String() == KrustletAPIVersion && gvk.Kind == KrustletKind:
+		kc := &KrustletConfiguration{}
+		err = yaml.UnmarshalStrict(data, kc)
+		doc = kc
+	default:
+		return fmt.Errorf("apiVersion %q kind %q is not supported: want apiVersion %q kind %q or apiVersion %q kind %q",
+			gvk.GroupVersion().String(), gvk.Kind, kubelet.GroupVersion().String(), kubelet.Kind, KrustletAPIVersion, KrustletKind)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", gvk.Kind, err)
+	}
+	if _, ok := f.docs[gvk.Kind]; ok {
+		return fmt.Errorf("a second %s: want at most one document of each kind", gvk.Kind)
+	}
+	f.docs[gvk.Kind] = document{value: reflect.ValueOf(doc).Elem(), fields: fields}
 	return nil
+}
+
+func decodeKubeletConfiguration(data []byte) (*kubeletv1beta1.KubeletConfiguration, error) {
+	scheme := runtime.NewScheme()
+	if err := kubeletv1beta1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the config file scheme: %w", err)
+	}
+	decoder := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme,
+		kjson.SerializerOptions{Yaml: true, Strict: true})
+	kc := &kubeletv1beta1.KubeletConfiguration{}
+	if _, _, err := decoder.Decode(data, nil, kc); err != nil {
+		return nil, err
+	}
+	return kc, nil
 }
 
 // lookup returns the value of ff in the file, and whether the file sets

@@ -44,7 +44,7 @@ type setting struct {
 // the flag reference (krustlet flags --markdown) and its config file field
 // follow. The order of the entries is the order of the error messages.
 var settings = []setting{
-	{flag: "config", usage: "Path to a kubelet.config.k8s.io/v1beta1 KubeletConfiguration file (YAML or JSON). Flags and KRUSTLET_* environment variables override its values; relative paths in it are relative to its directory.",
+	{flag: "config", usage: "Path to a kubelet.config.k8s.io/v1beta1 KubeletConfiguration file (YAML or JSON), which may also hold a krustlet.dev/v1alpha1 KrustletConfiguration document (providers, runtimeHandlers) after a \"---\" line. Flags and KRUSTLET_* environment variables override its values; relative paths in it are relative to its directory.",
 		value: field("", func(c *Config) *string { return &c.ConfigFile })},
 	{flag: "kubeconfig", defaultDoc: "<data-dir>/kubeconfig", usage: "Path to the kubeconfig used to talk to the API server. Defaults to <data-dir>/kubeconfig.",
 		value: field("", func(c *Config) *string { return &c.Kubeconfig })},
@@ -127,10 +127,10 @@ var settings = []setting{
 	{flag: "register-node", file: kubeletField("registerNode"), usage: "Create the Node object.",
 		value: field(true, func(c *Config) *bool { return &c.RegisterNode })},
 
-	{flag: "provider", usage: "Runtime providers enabled on the node, comma-separated. The first runs the pods that have no RuntimeClass; each serves the RuntimeClass handler named after it.",
+	{flag: "provider", file: krustletField("providers"), usage: "Runtime providers enabled on the node, comma-separated. The first runs the pods that have no RuntimeClass; each serves the RuntimeClass handler named after it.",
 		value: parsed([]string{DefaultProvider}, func(c *Config, v []string, _ report) { c.Providers = trimSpace(v) }),
 		check: checkProviders},
-	{flag: "runtime-handlers", usage: "More RuntimeClass handlers, each run by a provider of --provider (handler=provider,...). An entry for a provider's own name replaces its handler.",
+	{flag: "runtime-handlers", file: krustletField("runtimeHandlers"), usage: "More RuntimeClass handlers, each run by a provider of --provider (handler=provider,...). An entry for a provider's own name replaces its handler.",
 		value: field(nil, func(c *Config) *map[string]string { return &c.RuntimeHandlers }),
 		check: checkRuntimeHandlers},
 	{flag: "insecure-registries", usage: "Registries (host[:port], comma-separated) reached over plain HTTP.",

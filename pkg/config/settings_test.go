@@ -10,7 +10,8 @@ import (
 
 // documentTypes are the Go types of the config file documents, by kind.
 var documentTypes = map[string]reflect.Type{
-	kubeletKind: reflect.TypeFor[kubeletv1beta1.KubeletConfiguration](),
+	kubeletKind:  reflect.TypeFor[kubeletv1beta1.KubeletConfiguration](),
+	KrustletKind: reflect.TypeFor[KrustletConfiguration](),
 }
 
 // TestSettings checks the declarations of the settings table: every flag

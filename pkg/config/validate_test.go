@@ -129,6 +129,14 @@ func TestValidationErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "krustlet document fields are named",
+			file: "---\n" + krustletHeader + "providers: [a, a]\nruntimeHandlers:\n  fast: b\n",
+			want: []string{
+				`invalid value "a,a" for --provider (from config file field "providers"): must name each provider once: "a" is repeated`,
+				`invalid value "fast=b" for --runtime-handlers (from config file field "runtimeHandlers"): provider "b" is not enabled: --provider lists a,a`,
+			},
+		},
+		{
 			name: "all errors are collected",
 			args: []string{"--port=0", "--max-pods=0", "--address=x", "--kube-api-qps=0"},
 			want: []string{
