@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net"
 	"time"
 
@@ -152,9 +153,14 @@ type Config struct {
 	// RegisterNode creates the Node object (--register-node). Default: true.
 	RegisterNode bool
 
-	// Provider names the runtime provider that runs the pods (--provider).
-	// Default: wasmtime.
-	Provider string
+	// Providers names the runtime providers enabled on the node
+	// (--provider). The first is the default provider, which runs the pods
+	// that have no RuntimeClass. Default: wasmtime.
+	Providers []string
+	// RuntimeHandlers maps RuntimeClass handler names to the provider of
+	// Providers that runs their pods (--runtime-handlers). Handlers adds a
+	// handler per provider. Default: none.
+	RuntimeHandlers map[string]string
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP (--insecure-registries). Default: none.
 	InsecureRegistries []string
@@ -219,4 +225,26 @@ type Config struct {
 	// sources records, per flag name, where a value that did not come from
 	// the canonical command-line flag came from, for error messages.
 	sources map[string]string
+}
+
+// DefaultProvider returns the provider that runs the pods that have no
+// RuntimeClass: the first of Providers, or "" when there is none.
+func (c *Config) DefaultProvider() string {
+	if len(c.Providers) == 0 {
+		return ""
+	}
+	return c.Providers[0]
+}
+
+// Handlers returns the RuntimeClass handlers the node serves, each mapped
+// to the provider that runs its pods: every provider of Providers serves
+// the handler named after itself, and RuntimeHandlers adds handlers, its
+// entries winning over those. The map is new on every call.
+func (c *Config) Handlers() map[string]string {
+	h := make(map[string]string, len(c.Providers)+len(c.RuntimeHandlers))
+	for _, p := range c.Providers {
+		h[p] = p
+	}
+	maps.Copy(h, c.RuntimeHandlers)
+	return h
 }

@@ -42,6 +42,46 @@
 // A field that is set but means nothing to krustlet produces a warning.
 // Relative paths in the file are relative to the file's directory.
 //
+// The settings the KubeletConfiguration has no field for are read from a
+// second YAML document of kind KrustletConfiguration (apiVersion
+// krustlet.dev/v1alpha1, the Go type KrustletConfiguration), decoded as
+// strictly:
+//
+//	apiVersion: kubelet.config.k8s.io/v1beta1
+//	kind: KubeletConfiguration
+//	maxPods: 50
+//	---
+//	apiVersion: krustlet.dev/v1alpha1
+//	kind: KrustletConfiguration
+//	providers: [wasmtime, cri]        # --provider
+//	runtimeHandlers: {fast: wasmtime} # --runtime-handlers
+//
+// Either document may be absent and they may come in any order; a document
+// of another apiVersion or kind, or a second one of the same kind, is an
+// error.
+//
+// # Providers and RuntimeClass handlers
+//
+// --provider lists the runtime providers enabled on the node, for example
+// --provider=wasmtime,cri. The first is the default provider: it runs the
+// pods that have no RuntimeClass. Every provider serves the RuntimeClass
+// handler named after itself, and --runtime-handlers adds handlers with
+// other names (--runtime-handlers=fast=wasmtime,runc=cri); an entry named
+// after a provider replaces that provider's own handler. Config.Handlers
+// returns the resulting handler -> provider map and Config.DefaultProvider
+// the default provider. An empty or repeated provider name is an error, as
+// is a handler that is not a DNS-1123 label (what RuntimeClass.handler
+// accepts) or whose provider --provider does not list.
+//
+// # Settings
+//
+// Each setting is declared once, in the settings table (settings.go): its
+// flag, deprecated aliases, help, default, config file field, how its value
+// lands in Config and how it is validated. Its environment variable, the
+// config file layer, validation and the flag reference (krustlet flags
+// --markdown) follow from that entry, so adding a setting is adding a
+// field to Config and an entry to the table.
+//
 // # Use
 //
 //	o := config.NewOptions()

@@ -278,3 +278,113 @@ func TestConfigFileRelativeToCWD(t *testing.T) {
 	assertEqual(t, cfg.TLSCertFile, filepath.Join("conf", "tls.crt"))
 	assertEqual(t, cfg.TLSPrivateKeyFile, filepath.Join("conf", "tls.key"))
 }
+
+const krustletHeader = "apiVersion: krustlet.dev/v1alpha1\nkind: KrustletConfiguration\n"
+
+func TestConfigFileDocuments(t *testing.T) {
+	tests := []struct {
+		name          string
+		text          string
+		wantPort      int32
+		wantProviders []string
+		wantHandlers  map[string]string
+		wantErr       []string // substrings of the error
+	}{
+		{
+			name:     "kubelet document alone",
+			text:     fileHeader + "port: 10251\n",
+			wantPort: 10251, wantProviders: []string{"wasmtime"},
+		},
+		{
+			name:     "krustlet document alone",
+			text:     krustletHeader + "providers: [cri, wasmtime]\nruntimeHandlers:\n  fast: wasmtime\n",
+			wantPort: 10250, wantProviders: []string{"cri", "wasmtime"}, wantHandlers: map[string]string{"fast": "wasmtime"},
+		},
+		{
+			name:     "kubelet first",
+			text:     fileHeader + "port: 10251\n---\n" + krustletHeader + "providers: [cri]\n",
+			wantPort: 10251, wantProviders: []string{"cri"},
+		},
+		{
+			name:     "krustlet first, separators and comments around",
+			text:     "---\n# node settings\n" + krustletHeader + "providers: [cri]\n---\n# kubelet settings\n" + fileHeader + "port: 10251\n---\n# end\n",
+			wantPort: 10251, wantProviders: []string{"cri"},
+		},
+		{
+			name:     "empty krustlet fields are not set",
+			text:     krustletHeader + "providers: []\nruntimeHandlers: {}\n",
+			wantPort: 10250, wantProviders: []string{"wasmtime"},
+		},
+		{
+			name:    "unknown krustlet field",
+			text:    fileHeader + "---\n" + krustletHeader + "provider: [cri]\n",
+			wantErr: []string{"kubelet.yaml, document 2: KrustletConfiguration: ", `unknown field "provider"`},
+		},
+		{
+			name:    "duplicate krustlet field",
+			text:    krustletHeader + "providers: [a]\nproviders: [b]\n",
+			wantErr: []string{"KrustletConfiguration: ", `"providers"`, "already set"},
+		},
+		{
+			name:    "wrong krustlet type",
+			text:    krustletHeader + "providers: cri\n",
+			wantErr: []string{"KrustletConfiguration: ", "providers"},
+		},
+		{
+			name: "unknown apiVersion",
+			text: fileHeader + "---\napiVersion: krustlet.dev/v1\nkind: KrustletConfiguration\n",
+			wantErr: []string{`kubelet.yaml, document 2: apiVersion "krustlet.dev/v1" kind "KrustletConfiguration" is not supported: ` +
+				`want apiVersion "kubelet.config.k8s.io/v1beta1" kind "KubeletConfiguration" or apiVersion "krustlet.dev/v1alpha1" kind "KrustletConfiguration"`},
+		},
+		{
+			name:    "unknown kind",
+			text:    "apiVersion: krustlet.dev/v1alpha1\nkind: ProviderConfiguration\n",
+			wantErr: []string{`apiVersion "krustlet.dev/v1alpha1" kind "ProviderConfiguration" is not supported: want`},
+		},
+		{
+			name:    "two kubelet documents",
+			text:    fileHeader + "port: 1\n---\n" + fileHeader + "port: 2\n",
+			wantErr: []string{"document 2: a second KubeletConfiguration: want at most one document of each kind"},
+		},
+		{
+			name:    "two krustlet documents",
+			text:    krustletHeader + "---\n" + fileHeader + "---\n" + krustletHeader,
+			wantErr: []string{"document 3: a second KrustletConfiguration: want at most one document of each kind"},
+		},
+		{
+			name:    "no document",
+			text:    "# nothing yet\n",
+			wantErr: []string{"kubelet.yaml holds no document: want a KubeletConfiguration, a KrustletConfiguration or both"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, "kubelet.yaml", tt.text)
+			cfg, warnings, err := loadArgs(t, []string{"--config", path}, nil)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("no error, want one containing %q", tt.wantErr)
+				}
+				for _, want := range tt.wantErr {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not contain %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) > 0 {
+				t.Errorf("warnings %q", warnings)
+			}
+			assertEqual(t, cfg.Port, tt.wantPort)
+			if !reflect.DeepEqual(cfg.Providers, tt.wantProviders) {
+				t.Errorf("providers %q, want %q", cfg.Providers, tt.wantProviders)
+			}
+			if !reflect.DeepEqual(cfg.RuntimeHandlers, tt.wantHandlers) {
+				t.Errorf("runtime handlers %v, want %v", cfg.RuntimeHandlers, tt.wantHandlers)
+			}
+		})
+	}
+}

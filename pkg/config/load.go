@@ -2,16 +2,12 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 )
 
@@ -113,20 +109,27 @@ func (l Loader) Load(fs *pflag.FlagSet, o *Options) (*Config, []string, error) {
 		sources[f.Name] = from
 	})
 
-	// Layer 3: the config file, for fields neither flags nor the
+	// Layer 3: the config file, for settings neither flags nor the
 	// environment set.
-	if o.ConfigFile != "" {
-		kc, present, err := readConfigFile(o.ConfigFile)
+	if path := o.draft.ConfigFile; path != "" {
+		f, err := readConfigFile(path)
 		if err != nil {
 			return nil, warnings, utilerrors.NewAggregate(append(errs, err))
 		}
-		warnings = append(warnings, unusedFieldWarnings(kc)...)
-		for _, fv := range fileValues(kc, filepath.Dir(o.ConfigFile), present) {
-			if !fv.set || explicit[fv.flag] {
+		warnings = append(warnings, f.unusedFieldWarnings()...)
+		for i, s := range settings {
+			if s.file.path == "" || explicit[s.flag] {
 				continue
 			}
-			fv.apply(o)
-			sources[fv.flag] = fmt.Sprintf("config file field %q", fv.field)
+			v, ok := f.lookup(s.file)
+			if !ok {
+				continue
+			}
+			if err := o.values[i].set(v); err != nil {
+				errs = append(errs, fmt.Errorf("config file %s, field %q: %w", path, s.file.path, err))
+				continue
+			}
+			sources[s.flag] = fmt.Sprintf("config file field %q", s.file.path)
 		}
 	}
 
@@ -140,55 +143,34 @@ func (l Loader) Load(fs *pflag.FlagSet, o *Options) (*Config, []string, error) {
 	return cfg, warnings, nil
 }
 
-// complete turns o into a Config, parsing what has a type. A flag that fails
-// to parse is reported once and skipped by validate.
+// complete turns o into a Config: it lands every setting, then derives
+// the defaults computed from other settings. A setting that fails to parse
+// is reported and skipped by validate.
 func (l Loader) complete(o *Options, el *errorList) *Config {
-	c := &Config{
-		ConfigFile:                  o.ConfigFile,
-		Kubeconfig:                  o.Kubeconfig,
-		BootstrapKubeconfig:         o.BootstrapKubeconfig,
-		NodeName:                    o.NodeName,
-		Port:                        o.Port,
-		HealthzPort:                 o.HealthzPort,
-		DataDir:                     o.DataDir,
-		CertDir:                     o.CertDir,
-		TLSCertFile:                 o.TLSCertFile,
-		TLSPrivateKeyFile:           o.TLSPrivateKeyFile,
-		ClientCAFile:                o.ClientCAFile,
-		AnonymousAuth:               o.AnonymousAuth,
-		AuthenticationTokenWebhook:  o.AuthenticationTokenWebhook,
-		AuthorizationMode:           AuthorizationMode(o.AuthorizationMode),
-		EnableDebuggingHandlers:     o.EnableDebuggingHandlers,
-		MaxPods:                     o.MaxPods,
-		RegisterNode:                o.RegisterNode,
-		Provider:                    o.Provider,
-		RegistryConfig:              o.RegistryConfig,
-		RegistryCAFile:              o.RegistryCAFile,
-		AllowLocalModules:           o.AllowLocalModules,
-		RotateCertificates:          o.RotateCertificates,
-		RotateServerCertificates:    o.RotateServerCertificates,
-		ImageGCHighThresholdPercent: o.ImageGCHighThresholdPercent,
-		ImageGCLowThresholdPercent:  o.ImageGCLowThresholdPercent,
-		ContainerLogMaxFiles:        o.ContainerLogMaxFiles,
-		KubeAPIQPS:                  o.KubeAPIQPS,
-		KubeAPIBurst:                o.KubeAPIBurst,
-		NodeStatusUpdateFrequency:   o.NodeStatusUpdateFrequency,
-		NodeStatusReportFrequency:   o.NodeStatusReportFrequency,
-		NodeLeaseDurationSeconds:    o.NodeLeaseDurationSeconds,
-		DrainOnShutdown:             o.DrainOnShutdown,
-		ShutdownGracePeriod:         o.ShutdownGracePeriod,
-		sources:                     el.sources,
+	c := o.draft
+	c.sources = el.sources
+	for i, s := range settings {
+		bad := el.reporter(s.flag)
+		o.values[i].land(&c, func(value, reason string) {
+			bad(value, reason)
+			el.skip[s.flag] = true
+		})
 	}
+	l.derive(&c, el)
+	return &c
+}
 
+// derive fills the defaults that depend on other settings; the settings
+// table documents each with defaultDoc.
+func (l Loader) derive(c *Config, el *errorList) {
 	if c.Kubeconfig == "" {
 		c.Kubeconfig = filepath.Join(c.DataDir, "kubeconfig")
 	}
 	if c.CertDir == "" {
 		c.CertDir = filepath.Join(c.DataDir, "pki")
 	}
-
-	c.Hostname = strings.ToLower(strings.TrimSpace(o.HostnameOverride))
-	if c.Hostname == "" {
+	overridden := c.Hostname != "" // --hostname-override
+	if !overridden {
 		hostname := l.Hostname
 		if hostname == nil {
 			hostname = os.Hostname
@@ -205,109 +187,13 @@ func (l Loader) complete(o *Options, el *errorList) *Config {
 	if c.NodeName == "" {
 		c.NodeName = c.Hostname
 		if _, ok := el.sources["node-name"]; !ok {
-			if o.HostnameOverride != "" {
+			if overridden {
 				el.sources["node-name"] = "derived from --hostname-override"
 			} else {
 				el.sources["node-name"] = "derived from the host name"
 			}
 		}
 	}
-
-	if o.NodeIP != "" {
-		for _, s := range strings.Split(o.NodeIP, ",") {
-			ip := net.ParseIP(strings.TrimSpace(s))
-			if ip == nil {
-				el.invalid("node-ip", o.NodeIP, fmt.Sprintf("%q is not an IP address; want a comma-separated list of at most one IPv4 and one IPv6 address", strings.TrimSpace(s)))
-				el.skip["node-ip"] = true
-				c.NodeIPs = nil
-				break
-			}
-			c.NodeIPs = append(c.NodeIPs, ip)
-		}
-	}
-	c.Address = parseIP(el, "address", o.Address)
-	c.HealthzBindAddress = parseIP(el, "healthz-bind-address", o.HealthzBindAddress)
-
-	if len(o.NodeLabels) > 0 {
-		c.NodeLabels = make(map[string]string, len(o.NodeLabels))
-		for k, v := range o.NodeLabels {
-			c.NodeLabels[k] = v
-		}
-	}
-	c.RegisterWithTaints = append([]v1.Taint(nil), o.RegisterWithTaints...)
-	if len(c.RegisterWithTaints) == 0 {
-		c.RegisterWithTaints = nil
-	}
-	for _, r := range o.InsecureRegistries {
-		if r = strings.TrimSpace(r); r != "" {
-			c.InsecureRegistries = append(c.InsecureRegistries, r)
-		}
-	}
-
-	c.SystemReserved = parseResourceList(el, "system-reserved", o.SystemReserved)
-	c.KubeReserved = parseResourceList(el, "kube-reserved", o.KubeReserved)
-	c.EvictionHard = parseEvictionHard(el, o.EvictionHard)
-
-	q, err := resource.ParseQuantity(o.ContainerLogMaxSize)
-	if err != nil {
-		el.invalid("container-log-max-size", o.ContainerLogMaxSize, "must be a quantity such as 10Mi")
-		el.skip["container-log-max-size"] = true
-	}
-	c.ContainerLogMaxSize = q
-	return c
-}
-
-func parseIP(el *errorList, flag, value string) net.IP {
-	ip := net.ParseIP(value)
-	if ip == nil {
-		el.invalid(flag, value, "must be an IP address")
-		el.skip[flag] = true
-	}
-	return ip
-}
-
-func parseResourceList(el *errorList, flag string, m map[string]string) v1.ResourceList {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(v1.ResourceList, len(m))
-	for _, k := range sortedKeys(m) {
-		q, err := resource.ParseQuantity(m[k])
-		if err != nil {
-			el.invalid(flag, k+"="+m[k], fmt.Sprintf("%q is not a quantity such as 100m or 256Mi", m[k]))
-			el.skip[flag] = true
-			continue
-		}
-		out[v1.ResourceName(k)] = q
-	}
-	return out
-}
-
-func parseEvictionHard(el *errorList, m map[string]string) []EvictionThreshold {
-	var out []EvictionThreshold
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		t := EvictionThreshold{Signal: EvictionSignal(k)}
-		if p, ok := strings.CutSuffix(v, "%"); ok {
-			f, err := strconv.ParseFloat(p, 32)
-			if err != nil {
-				el.invalid("eviction-hard", k+"<"+v, fmt.Sprintf("%q is not a percentage", v))
-				el.skip["eviction-hard"] = true
-				continue
-			}
-			t.Percentage = float32(f / 100)
-		} else {
-			q, err := resource.ParseQuantity(v)
-			if err != nil {
-				el.invalid("eviction-hard", k+"<"+v, fmt.Sprintf("%q is neither a quantity such as 100Mi nor a percentage such as 10%%", v))
-				el.skip["eviction-hard"] = true
-				continue
-			}
-			t.Quantity = &q
-		}
-		out = append(out, t)
-	}
-	return out
 }
 
 // errorList collects errors that name the flag at fault and where its value
@@ -323,6 +209,11 @@ type errorList struct {
 }
 
 func (l *errorList) add(err error) { l.errs = append(l.errs, err) }
+
+// reporter returns the report for the setting of flag.
+func (l *errorList) reporter(flag string) report {
+	return func(value, reason string) { l.invalid(flag, value, reason) }
+}
 
 // invalid records `invalid value "v" for --flag (from source): reason`.
 func (l *errorList) invalid(flag, value, reason string) {

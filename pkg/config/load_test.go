@@ -82,7 +82,7 @@ func TestDefaults(t *testing.T) {
 		EnableDebuggingHandlers:     true,
 		MaxPods:                     110,
 		RegisterNode:                true,
-		Provider:                    "wasmtime",
+		Providers:                   []string{"wasmtime"},
 		RotateCertificates:          true,
 		RotateServerCertificates:    true,
 		ImageGCHighThresholdPercent: 85,
@@ -176,6 +176,14 @@ func TestPrecedence(t *testing.T) {
 				return strings.Join(s, ",")
 			},
 			def: "", fromFile: "a:NoSchedule", fromEnv: "b=x:NoExecute", fromFlag: "c:PreferNoSchedule",
+		},
+		{
+			name: "krustlet document list", file: "---\n" + krustletHeader + "providers: [a, b]", env: map[string]string{"KRUSTLET_PROVIDER": "c"}, flag: "--provider=d,e",
+			get: func(c *Config) any { return strings.Join(c.Providers, ",") }, def: "wasmtime", fromFile: "a,b", fromEnv: "c", fromFlag: "d,e",
+		},
+		{
+			name: "krustlet document map", file: "---\n" + krustletHeader + "runtimeHandlers:\n  a: wasmtime", env: map[string]string{"KRUSTLET_RUNTIME_HANDLERS": "b=wasmtime"}, flag: "--runtime-handlers=c=wasmtime",
+			get: func(c *Config) any { return strings.Join(sortedKeys(c.RuntimeHandlers), ",") }, def: "", fromFile: "a", fromEnv: "b", fromFlag: "c",
 		},
 		{
 			name: "mapped name", file: "serverTLSBootstrap: false", env: map[string]string{"KRUSTLET_ROTATE_SERVER_CERTIFICATES": "true"}, flag: "--rotate-server-certificates=false",

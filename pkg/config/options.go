@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -25,161 +26,126 @@ const (
 // EnvPrefix starts the name of every environment variable that sets a flag.
 const EnvPrefix = "KRUSTLET_"
 
-// Options holds the node flags as given on the command line, bound by
+// Options holds the node settings as the flags hold them, bound by
 // AddFlags. Load layers the environment and the config file under them and
 // turns them into a Config. Build it with NewOptions, which sets the
 // defaults.
 type Options struct {
-	ConfigFile string
-
-	Kubeconfig          string
-	BootstrapKubeconfig string
-	NodeName            string
-	HostnameOverride    string
-	NodeIP              string
-
-	Address            string
-	Port               int32
-	HealthzPort        int32
-	HealthzBindAddress string
-
-	DataDir                    string
-	CertDir                    string
-	TLSCertFile                string
-	TLSPrivateKeyFile          string
-	ClientCAFile               string
-	AnonymousAuth              bool
-	AuthenticationTokenWebhook bool
-	AuthorizationMode          string
-	EnableDebuggingHandlers    bool
-
-	MaxPods            int32
-	NodeLabels         map[string]string
-	RegisterWithTaints []v1.Taint
-	RegisterNode       bool
-
-	Provider           string
-	InsecureRegistries []string
-	RegistryConfig     string
-	RegistryCAFile     string
-	AllowLocalModules  bool
-
-	RotateCertificates       bool
-	RotateServerCertificates bool
-
-	SystemReserved              map[string]string
-	KubeReserved                map[string]string
-	EvictionHard                map[string]string
-	ImageGCHighThresholdPercent int32
-	ImageGCLowThresholdPercent  int32
-	ContainerLogMaxSize         string
-	ContainerLogMaxFiles        int32
-
-	KubeAPIQPS                int32
-	KubeAPIBurst              int32
-	NodeStatusUpdateFrequency time.Duration
-	NodeStatusReportFrequency time.Duration
-	NodeLeaseDurationSeconds  int32
-
-	DrainOnShutdown     bool
-	ShutdownGracePeriod time.Duration
+	// draft holds the settings that land in Config as they are (see
+	// field); the flags write into it.
+	draft Config
+	// values holds every setting, in the order of settings.
+	values []value
 }
 
 // NewOptions returns Options holding the defaults.
 func NewOptions() *Options {
-	return &Options{
-		Address:                     DefaultAddress,
-		Port:                        DefaultPort,
-		HealthzPort:                 DefaultHealthzPort,
-		HealthzBindAddress:          DefaultHealthzBindAddress,
-		DataDir:                     DefaultDataDir,
-		AuthenticationTokenWebhook:  true,
-		AuthorizationMode:           string(AuthorizationModeWebhook),
-		EnableDebuggingHandlers:     true,
-		MaxPods:                     DefaultMaxPods,
-		RegisterNode:                true,
-		Provider:                    DefaultProvider,
-		RotateCertificates:          true,
-		RotateServerCertificates:    true,
-		EvictionHard:                DefaultEvictionHard(),
-		ImageGCHighThresholdPercent: DefaultImageGCHighThreshold,
-		ImageGCLowThresholdPercent:  DefaultImageGCLowThreshold,
-		ContainerLogMaxSize:         DefaultContainerLogMaxSize,
-		ContainerLogMaxFiles:        DefaultContainerLogMaxFiles,
-		KubeAPIQPS:                  DefaultKubeAPIQPS,
-		KubeAPIBurst:                DefaultKubeAPIBurst,
-		NodeStatusUpdateFrequency:   DefaultNodeStatusUpdateFrequency,
-		NodeStatusReportFrequency:   DefaultNodeStatusReportFrequency,
-		NodeLeaseDurationSeconds:    DefaultNodeLeaseDurationSeconds,
-		ShutdownGracePeriod:         DefaultShutdownGracePeriod,
+	o := &Options{}
+	for _, s := range settings {
+		o.values = append(o.values, s.value(o))
 	}
+	return o
 }
 
 // AddFlags binds the node flags, and krustlet's old names for some of them,
 // to o on fs. It can be called on any command's flag set, so that every
 // command that starts a node shares the same flags.
 func AddFlags(fs *pflag.FlagSet, o *Options) {
-	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile, "Path to a kubelet.config.k8s.io/v1beta1 KubeletConfiguration file (YAML or JSON). Flags and KRUSTLET_* environment variables override its values; relative paths in it are relative to its directory.")
+	for i, s := range settings {
+		o.values[i].define(fs, s.flag, s.usage)
+		for _, alias := range s.aliases {
+			addAlias(fs, s.flag, alias)
+		}
+		if s.defaultDoc != "" {
+			if err := fs.SetAnnotation(s.flag, annotationDefault, []string{s.defaultDoc}); err != nil {
+				panic(err) // the flag was just defined
+			}
+		}
+	}
+}
 
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to the kubeconfig used to talk to the API server. Defaults to <data-dir>/kubeconfig.")
-	setDefaultDoc(fs, "kubeconfig", "<data-dir>/kubeconfig")
-	fs.StringVar(&o.BootstrapKubeconfig, "bootstrap-kubeconfig", o.BootstrapKubeconfig, "Path to a kubeconfig used to request a client certificate when --kubeconfig does not exist yet.")
-	addAlias(fs, "bootstrap-kubeconfig", "bootstrap-file")
-	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the Node object. Defaults to --hostname-override, or the lowercased host name.")
-	setDefaultDoc(fs, "node-name", "<hostname>")
-	fs.StringVar(&o.HostnameOverride, "hostname-override", o.HostnameOverride, "Host name to report instead of the machine's.")
-	addAlias(fs, "hostname-override", "hostname")
-	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "Comma-separated IP addresses of the node, at most one IPv4 and one IPv6. Detected when empty.")
+// value holds one setting of Options, from its flag to Config.
+type value interface {
+	// define adds the flag to fs; its default is the value's content.
+	define(fs *pflag.FlagSet, name, usage string)
+	// set stores a config file field, converted to the flag's type.
+	set(v reflect.Value) error
+	// land stores the value in c, calling bad for what does not parse.
+	land(c *Config, bad report)
+}
 
-	fs.StringVar(&o.Address, "address", o.Address, "IP address the node server listens on.")
-	addAlias(fs, "address", "addr")
-	fs.Int32Var(&o.Port, "port", o.Port, "Port of the node server.")
-	fs.Int32Var(&o.HealthzPort, "healthz-port", o.HealthzPort, "Port of the healthz endpoint; 0 disables it.")
-	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress, "IP address the healthz endpoint listens on.")
+// field makes a setting that lands as it is in the Config field f, of the
+// flag's own type; def is its default.
+func field[T any](def T, f func(*Config) *T) func(*Options) value {
+	return func(o *Options) value {
+		p := f(&o.draft)
+		*p = def
+		return &binding[T]{p: p}
+	}
+}
 
-	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the node agent's state.")
-	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Directory of the node's certificates. Defaults to <data-dir>/pki.")
-	setDefaultDoc(fs, "cert-dir", "<data-dir>/pki")
-	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate (PEM) of the node server; requires --tls-private-key-file. When unset, the serving certificate is requested from the cluster (--rotate-server-certificates) or self-signed.")
-	addAlias(fs, "tls-cert-file", "cert-file")
-	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "Private key (PEM) of --tls-cert-file.")
-	addAlias(fs, "tls-private-key-file", "private-key-file")
-	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "CA bundle (PEM) that authenticates client certificates.")
-	fs.BoolVar(&o.AnonymousAuth, "anonymous-auth", o.AnonymousAuth, "Allow unauthenticated requests to the node server.")
-	fs.BoolVar(&o.AuthenticationTokenWebhook, "authentication-token-webhook", o.AuthenticationTokenWebhook, "Authenticate bearer tokens with the TokenReview API.")
-	fs.StringVar(&o.AuthorizationMode, "authorization-mode", o.AuthorizationMode, "Authorization of node server requests: Webhook (SubjectAccessReview) or AlwaysAllow.")
-	fs.BoolVar(&o.EnableDebuggingHandlers, "enable-debugging-handlers", o.EnableDebuggingHandlers, "Serve container logs and /debug/pprof on the node server.")
+// parsed makes a setting whose flag holds a T that land parses into
+// Config, calling bad for what does not parse; def is its default. Values
+// are parsed when the configuration is loaded, not when the flag is set,
+// so that every problem is reported at once.
+func parsed[T any](def T, land func(c *Config, v T, bad report)) func(*Options) value {
+	return func(*Options) value {
+		p := new(T)
+		*p = def
+		return &binding[T]{p: p, parse: land}
+	}
+}
 
-	fs.Int32Var(&o.MaxPods, "max-pods", o.MaxPods, "Number of pods the node accepts.")
-	fs.Var(cliflag.NewMapStringString(&o.NodeLabels), "node-labels", "Labels added to the Node when it registers (key=value,...). Labels in the kubernetes.io and k8s.io namespaces are limited to the kubelet's allowed set.")
-	fs.Var(&taintsValue{taints: &o.RegisterWithTaints}, "register-with-taints", "Taints added to the Node when it registers (key=value:Effect or key:Effect, comma-separated).")
-	fs.BoolVar(&o.RegisterNode, "register-node", o.RegisterNode, "Create the Node object.")
+// binding is a setting whose flag holds a T at p.
+type binding[T any] struct {
+	p     *T
+	parse func(c *Config, v T, bad report) // nil when p is in Options.draft
+}
 
-	fs.StringVar(&o.Provider, "provider", o.Provider, "Runtime provider that runs the pods' WebAssembly modules.")
-	fs.StringSliceVar(&o.InsecureRegistries, "insecure-registries", o.InsecureRegistries, "Registries (host[:port], comma-separated) reached over plain HTTP.")
-	fs.StringVar(&o.RegistryConfig, "registry-config", o.RegistryConfig, "Docker config.json with registry credentials.")
-	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", o.RegistryCAFile, "CA bundle (PEM) trusted for registries, in addition to the system roots.")
-	fs.BoolVar(&o.AllowLocalModules, "x-allow-local-modules", o.AllowLocalModules, "Experimental: let pods use modules from the local file system.")
+// evictionThresholds is the type of --eviction-hard: signal<value pairs.
+type evictionThresholds map[string]string
 
-	fs.BoolVar(&o.RotateCertificates, "rotate-certificates", o.RotateCertificates, "Renew the client certificate before it expires.")
-	fs.BoolVar(&o.RotateServerCertificates, "rotate-server-certificates", o.RotateServerCertificates, "Request and renew the serving certificate from the cluster.")
+// define adds the flag with the syntax of T: string, bool, int32 and
+// time.Duration as pflag writes them; []string a comma-separated list;
+// map[string]string key=value pairs and evictionThresholds signal<value
+// pairs, comma-separated (as cliflag's maps); []v1.Taint key=value:Effect,
+// comma-separated.
+func (b *binding[T]) define(fs *pflag.FlagSet, name, usage string) {
+	switch p := any(b.p).(type) {
+	case *string:
+		fs.StringVar(p, name, *p, usage)
+	case *bool:
+		fs.BoolVar(p, name, *p, usage)
+	case *int32:
+		fs.Int32Var(p, name, *p, usage)
+	case *time.Duration:
+		fs.DurationVar(p, name, *p, usage)
+	case *[]string:
+		fs.StringSliceVar(p, name, *p, usage)
+	case *map[string]string:
+		fs.Var(cliflag.NewMapStringString(p), name, usage)
+	case *evictionThresholds:
+		fs.Var(cliflag.NewLangleSeparatedMapStringString((*map[string]string)(p)), name, usage)
+	case *[]v1.Taint:
+		fs.Var(&taintsValue{taints: p}, name, usage)
+	default:
+		panic(fmt.Sprintf("--%s: no flag syntax for %T", name, *b.p))
+	}
+}
 
-	fs.Var(cliflag.NewMapStringString(&o.SystemReserved), "system-reserved", "Resources withheld for the system (e.g. cpu=100m,memory=256Mi,ephemeral-storage=1Gi).")
-	fs.Var(cliflag.NewMapStringString(&o.KubeReserved), "kube-reserved", "Resources withheld for Kubernetes components (e.g. cpu=100m,memory=256Mi,ephemeral-storage=1Gi).")
-	fs.Var(cliflag.NewLangleSeparatedMapStringString(&o.EvictionHard), "eviction-hard", "Hard eviction thresholds (signal<quantity or signal<percent%, comma-separated). Replaces the defaults.")
-	fs.Int32Var(&o.ImageGCHighThresholdPercent, "image-gc-high-threshold", o.ImageGCHighThresholdPercent, "Disk usage percent that starts image garbage collection.")
-	fs.Int32Var(&o.ImageGCLowThresholdPercent, "image-gc-low-threshold", o.ImageGCLowThresholdPercent, "Disk usage percent image garbage collection frees down to.")
-	fs.StringVar(&o.ContainerLogMaxSize, "container-log-max-size", o.ContainerLogMaxSize, "Size (quantity) at which a container log is rotated.")
-	fs.Int32Var(&o.ContainerLogMaxFiles, "container-log-max-files", o.ContainerLogMaxFiles, "Number of log files kept per container.")
+func (b *binding[T]) set(v reflect.Value) error {
+	t := reflect.TypeFor[T]()
+	if !v.Type().ConvertibleTo(t) {
+		return fmt.Errorf("a %s does not convert to the flag's %s", v.Type(), t)
+	}
+	reflect.ValueOf(b.p).Elem().Set(v.Convert(t))
+	return nil
+}
 
-	fs.Int32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server.")
-	fs.Int32Var(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
-	fs.DurationVar(&o.NodeStatusUpdateFrequency, "node-status-update-frequency", o.NodeStatusUpdateFrequency, "How often the node status is computed.")
-	fs.DurationVar(&o.NodeStatusReportFrequency, "node-status-report-frequency", o.NodeStatusReportFrequency, "How often an unchanged node status is still written.")
-	fs.Int32Var(&o.NodeLeaseDurationSeconds, "node-lease-duration-seconds", o.NodeLeaseDurationSeconds, "Duration of the node Lease in seconds.")
-
-	fs.BoolVar(&o.DrainOnShutdown, "drain-on-shutdown", o.DrainOnShutdown, "Evict the node's pods when the agent stops.")
-	fs.DurationVar(&o.ShutdownGracePeriod, "shutdown-grace-period", o.ShutdownGracePeriod, "Time given to pods to stop when the agent shuts down.")
+func (b *binding[T]) land(c *Config, bad report) {
+	if b.parse != nil {
+		b.parse(c, *b.p, bad)
+	}
 }
 
 // EnvVarName returns the environment variable that sets the flag name:
@@ -192,9 +158,6 @@ func EnvVarName(name string) string {
 // value of canonical, so both behave identically.
 func addAlias(fs *pflag.FlagSet, canonical, alias string) {
 	f := fs.Lookup(canonical)
-	if f == nil {
-		panic(fmt.Sprintf("alias --%s of undefined flag --%s", alias, canonical))
-	}
 	fs.AddFlag(&pflag.Flag{
 		Name:        alias,
 		Usage:       fmt.Sprintf("Deprecated alias of --%s.", canonical),
@@ -206,12 +169,6 @@ func addAlias(fs *pflag.FlagSet, canonical, alias string) {
 		Annotations: map[string][]string{annotationAliasOf: {canonical}},
 	})
 	f.Usage += fmt.Sprintf(" Alias: --%s (deprecated).", alias)
-}
-
-func setDefaultDoc(fs *pflag.FlagSet, name, doc string) {
-	if err := fs.SetAnnotation(name, annotationDefault, []string{doc}); err != nil {
-		panic(err) // only when name is not defined: a programming error
-	}
 }
 
 // aliasOf returns the canonical name of an alias flag.
@@ -273,9 +230,8 @@ func FlagDocs(fs *pflag.FlagSet) []FlagDoc {
 		}
 		if v := f.Annotations[annotationDefault]; len(v) == 1 {
 			d.Default = v[0]
-		}
-		if d.Default == "[]" {
-			d.Default = ""
+		} else if _, ok := f.Value.(pflag.SliceValue); ok {
+			d.Default = strings.TrimSuffix(strings.TrimPrefix(d.Default, "["), "]") // as the flag is written
 		}
 		docs = append(docs, d)
 	})

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/validate/content"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // kubeletLabels are the labels in the kubernetes.io and k8s.io namespaces
@@ -45,6 +47,10 @@ var reservableResources = []v1.ResourceName{
 	v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage, "pid",
 }
 
+// report records that value is invalid for the setting being checked, and
+// why; the error names the setting's flag and where its value came from.
+type report func(value, reason string)
+
 // Validate checks every field and returns all problems at once. Each error
 // names the flag, the bad value and what is accepted.
 func (c *Config) Validate() error {
@@ -53,68 +59,17 @@ func (c *Config) Validate() error {
 	return utilerrors.NewAggregate(el.errs)
 }
 
+// validate runs the check of every setting but those in el.skip, which
+// failed to parse.
 func (c *Config) validate(el *errorList) {
-	if errs := content.IsDNS1123Subdomain(c.NodeName); len(errs) > 0 {
-		el.invalid("node-name", c.NodeName, "must be a valid DNS-1123 subdomain: "+strings.Join(errs, "; "))
-	}
-	c.validateNodeIPs(el)
-	if c.Address == nil {
-		el.invalid("address", "", "must be an IP address")
-	}
-	validatePort(el, "port", c.Port, 1)
-	validatePort(el, "healthz-port", c.HealthzPort, 0)
-	if c.HealthzBindAddress == nil {
-		el.invalid("healthz-bind-address", "", "must be an IP address")
-	}
-	if c.DataDir == "" {
-		el.invalid("data-dir", "", "must be a directory")
-	}
-	switch {
-	case c.TLSCertFile != "" && c.TLSPrivateKeyFile == "":
-		el.invalid("tls-private-key-file", "", "must be set when --tls-cert-file is set")
-	case c.TLSCertFile == "" && c.TLSPrivateKeyFile != "":
-		el.invalid("tls-cert-file", "", "must be set when --tls-private-key-file is set")
-	}
-	switch c.AuthorizationMode {
-	case AuthorizationModeWebhook, AuthorizationModeAlwaysAllow:
-	default:
-		el.invalid("authorization-mode", string(c.AuthorizationMode), fmt.Sprintf("must be %s or %s", AuthorizationModeWebhook, AuthorizationModeAlwaysAllow))
-	}
-	positive(el, "max-pods", c.MaxPods)
-	c.validateNodeLabels(el)
-	c.validateTaints(el)
-	if strings.TrimSpace(c.Provider) == "" {
-		el.invalid("provider", c.Provider, "must name a provider, such as wasmtime")
-	}
-	for _, r := range c.InsecureRegistries {
-		if reason := checkRegistryHost(r); reason != "" {
-			el.invalid("insecure-registries", r, reason)
+	for _, s := range settings {
+		if s.check != nil && !el.skip[s.flag] {
+			s.check(c, el.reporter(s.flag))
 		}
 	}
-	validateReserved(el, "system-reserved", c.SystemReserved)
-	validateReserved(el, "kube-reserved", c.KubeReserved)
-	c.validateEvictionHard(el)
-	percent(el, "image-gc-high-threshold", c.ImageGCHighThresholdPercent)
-	percent(el, "image-gc-low-threshold", c.ImageGCLowThresholdPercent)
-	if c.ImageGCLowThresholdPercent >= c.ImageGCHighThresholdPercent {
-		el.invalid("image-gc-low-threshold", itoa(c.ImageGCLowThresholdPercent),
-			fmt.Sprintf("must be lower than --image-gc-high-threshold (%d)", c.ImageGCHighThresholdPercent))
-	}
-	if c.ContainerLogMaxSize.Sign() <= 0 {
-		el.invalid("container-log-max-size", c.ContainerLogMaxSize.String(), "must be a positive quantity such as 10Mi")
-	}
-	if c.ContainerLogMaxFiles < 2 {
-		el.invalid("container-log-max-files", itoa(c.ContainerLogMaxFiles), "must be at least 2")
-	}
-	positive(el, "kube-api-qps", c.KubeAPIQPS)
-	positive(el, "kube-api-burst", c.KubeAPIBurst)
-	positiveDuration(el, "node-status-update-frequency", c.NodeStatusUpdateFrequency)
-	positiveDuration(el, "node-status-report-frequency", c.NodeStatusReportFrequency)
-	positive(el, "node-lease-duration-seconds", c.NodeLeaseDurationSeconds)
-	positiveDuration(el, "shutdown-grace-period", c.ShutdownGracePeriod)
 }
 
-func (c *Config) validateNodeIPs(el *errorList) {
+func checkNodeIPs(c *Config, bad report) {
 	var v4, v6 int
 	strs := make([]string, 0, len(c.NodeIPs))
 	for _, ip := range c.NodeIPs {
@@ -126,24 +81,24 @@ func (c *Config) validateNodeIPs(el *errorList) {
 		}
 	}
 	if v4 > 1 || v6 > 1 {
-		el.invalid("node-ip", strings.Join(strs, ","), "must be at most one IPv4 and one IPv6 address")
+		bad(strings.Join(strs, ","), "must be at most one IPv4 and one IPv6 address")
 	}
 }
 
-func (c *Config) validateNodeLabels(el *errorList) {
+func checkNodeLabels(c *Config, bad report) {
 	for _, k := range sortedKeys(c.NodeLabels) {
 		v := c.NodeLabels[k]
 		kv := k + "=" + v
 		if errs := content.IsLabelKey(k); len(errs) > 0 {
-			el.invalid("node-labels", kv, "key: "+strings.Join(errs, "; "))
+			bad(kv, "key: "+strings.Join(errs, "; "))
 			continue
 		}
 		if errs := content.IsLabelValue(v); len(errs) > 0 {
-			el.invalid("node-labels", kv, "value: "+strings.Join(errs, "; "))
+			bad(kv, "value: "+strings.Join(errs, "; "))
 			continue
 		}
 		if isKubernetesLabel(k) && !isKubeletLabel(k) {
-			el.invalid("node-labels", kv, fmt.Sprintf("labels in the kubernetes.io and k8s.io namespaces must be one of %s or in the namespaces %s (or their subdomains)",
+			bad(kv, fmt.Sprintf("labels in the kubernetes.io and k8s.io namespaces must be one of %s or in the namespaces %s (or their subdomains)",
 				strings.Join(kubeletLabels, ", "), strings.Join(kubeletLabelNamespaces, ", ")))
 		}
 	}
@@ -166,81 +121,64 @@ func isKubernetesLabel(key string) bool {
 }
 
 func isKubeletLabel(key string) bool {
-	for _, l := range kubeletLabels {
-		if key == l {
-			return true
-		}
-	}
 	ns := labelNamespace(key)
-	for _, allowed := range kubeletLabelNamespaces {
-		if inNamespace(ns, allowed) {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(kubeletLabels, key) ||
+		slices.ContainsFunc(kubeletLabelNamespaces, func(allowed string) bool { return inNamespace(ns, allowed) })
 }
 
-func (c *Config) validateTaints(el *errorList) {
+func checkTaints(c *Config, bad report) {
 	seen := map[string]bool{}
 	for _, t := range c.RegisterWithTaints {
 		s := t.ToString()
 		if errs := content.IsLabelKey(t.Key); len(errs) > 0 {
-			el.invalid("register-with-taints", s, "key: "+strings.Join(errs, "; "))
+			bad(s, "key: "+strings.Join(errs, "; "))
 			continue
 		}
 		if t.Value != "" {
 			if errs := content.IsLabelValue(t.Value); len(errs) > 0 {
-				el.invalid("register-with-taints", s, "value: "+strings.Join(errs, "; "))
+				bad(s, "value: "+strings.Join(errs, "; "))
 				continue
 			}
 		}
 		switch t.Effect {
 		case v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute:
 		default:
-			el.invalid("register-with-taints", s, fmt.Sprintf("effect must be %s, %s or %s",
+			bad(s, fmt.Sprintf("effect must be %s, %s or %s",
 				v1.TaintEffectNoSchedule, v1.TaintEffectPreferNoSchedule, v1.TaintEffectNoExecute))
 			continue
 		}
 		id := t.Key + ":" + string(t.Effect)
 		if seen[id] {
-			el.invalid("register-with-taints", s, "duplicates another taint with the same key and effect")
+			bad(s, "duplicates another taint with the same key and effect")
 		}
 		seen[id] = true
 	}
 }
 
-func validateReserved(el *errorList, flag string, rl v1.ResourceList) {
+func checkReserved(rl v1.ResourceList, bad report) {
 	for _, name := range sortedKeys(rl) {
 		q := rl[v1.ResourceName(name)]
 		kv := name + "=" + q.String()
-		if !containsResource(v1.ResourceName(name)) {
-			el.invalid(flag, kv, fmt.Sprintf("resource must be one of %s", joinResources()))
+		if !slices.Contains(reservableResources, v1.ResourceName(name)) {
+			bad(kv, "resource must be one of "+join(reservableResources))
 			continue
 		}
 		if q.Sign() < 0 {
-			el.invalid(flag, kv, "quantity must not be negative")
+			bad(kv, "quantity must not be negative")
 		}
 	}
 }
 
-func containsResource(n v1.ResourceName) bool {
-	for _, r := range reservableResources {
-		if r == n {
-			return true
-		}
-	}
-	return false
-}
-
-func joinResources() string {
-	s := make([]string, len(reservableResources))
-	for i, r := range reservableResources {
-		s[i] = string(r)
+// join lists names separated by commas.
+func join[T ~string](names []T) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
 	}
 	return strings.Join(s, ", ")
 }
 
-func (c *Config) validateEvictionHard(el *errorList) {
+func checkEvictionHard(c *Config, bad report) {
 	for _, t := range c.EvictionHard {
 		value := ""
 		if t.Quantity != nil {
@@ -249,21 +187,46 @@ func (c *Config) validateEvictionHard(el *errorList) {
 			value = strconv.FormatFloat(float64(t.Percentage*100), 'f', -1, 32) + "%"
 		}
 		s := string(t.Signal) + "<" + value
-		known := false
-		for _, sig := range evictionSignals {
-			known = known || t.Signal == sig
-		}
 		switch {
-		case !known:
-			names := make([]string, len(evictionSignals))
-			for i, sig := range evictionSignals {
-				names[i] = string(sig)
-			}
-			el.invalid("eviction-hard", s, "signal must be one of "+strings.Join(names, ", "))
+		case !slices.Contains(evictionSignals, t.Signal):
+			bad(s, "signal must be one of "+join(evictionSignals))
 		case t.Quantity != nil && t.Quantity.Sign() < 0:
-			el.invalid("eviction-hard", s, "quantity must not be negative")
+			bad(s, "quantity must not be negative")
 		case t.Quantity == nil && (t.Percentage < 0 || t.Percentage > 1):
-			el.invalid("eviction-hard", s, "percentage must be between 0% and 100%")
+			bad(s, "percentage must be between 0% and 100%")
+		}
+	}
+}
+
+func checkProviders(c *Config, bad report) {
+	list := strings.Join(c.Providers, ",")
+	if len(c.Providers) == 0 {
+		bad(list, "must name a provider, such as wasmtime")
+		return
+	}
+	if slices.Contains(c.Providers, "") {
+		bad(list, "provider names must not be empty")
+	}
+	count := map[string]int{}
+	for _, p := range c.Providers {
+		if count[p]++; count[p] == 2 && p != "" {
+			bad(list, fmt.Sprintf("must name each provider once: %q is repeated", p))
+		}
+	}
+}
+
+// checkRuntimeHandlers checks that each handler is a name a RuntimeClass
+// accepts and that its provider is enabled.
+func checkRuntimeHandlers(c *Config, bad report) {
+	for _, h := range sortedKeys(c.RuntimeHandlers) {
+		p := c.RuntimeHandlers[h]
+		kv := h + "=" + p
+		if errs := validation.IsDNS1123Label(h); len(errs) > 0 {
+			bad(kv, "handler must be a DNS-1123 label, as RuntimeClass.handler: "+strings.Join(errs, "; "))
+			continue
+		}
+		if !slices.Contains(c.Providers, p) {
+			bad(kv, fmt.Sprintf("provider %q is not enabled: --provider lists %s", p, strings.Join(c.Providers, ",")))
 		}
 	}
 }
@@ -295,27 +258,33 @@ func checkRegistryHost(r string) string {
 	return ""
 }
 
-func validatePort(el *errorList, flag string, port, min int32) {
+func checkIP(ip net.IP, bad report) {
+	if ip == nil {
+		bad("", "must be an IP address")
+	}
+}
+
+func checkPort(port, min int32, bad report) {
 	if port < min || port > 65535 {
-		el.invalid(flag, itoa(port), fmt.Sprintf("must be between %d and 65535", min))
+		bad(itoa(port), fmt.Sprintf("must be between %d and 65535", min))
 	}
 }
 
-func positive(el *errorList, flag string, v int32) {
+func checkPositive(v int32, bad report) {
 	if v <= 0 {
-		el.invalid(flag, itoa(v), "must be greater than 0")
+		bad(itoa(v), "must be greater than 0")
 	}
 }
 
-func percent(el *errorList, flag string, v int32) {
+func checkPercent(v int32, bad report) {
 	if v < 0 || v > 100 {
-		el.invalid(flag, itoa(v), "must be between 0 and 100")
+		bad(itoa(v), "must be between 0 and 100")
 	}
 }
 
-func positiveDuration(el *errorList, flag string, d time.Duration) {
+func checkPositiveDuration(d time.Duration, bad report) {
 	if d <= 0 {
-		el.invalid(flag, d.String(), "must be a duration greater than 0, such as 10s")
+		bad(d.String(), "must be a duration greater than 0, such as 10s")
 	}
 }
 

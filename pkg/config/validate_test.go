@@ -55,6 +55,38 @@ func TestValidationErrors(t *testing.T) {
 		{name: "taint value", args: []string{"--register-with-taints=a=b c:NoSchedule"}, want: []string{`invalid value "a=b c:NoSchedule" for --register-with-taints: value: `}},
 		{name: "duplicate taint", args: []string{"--register-with-taints=a=1:NoSchedule,a=2:NoSchedule"}, want: []string{`invalid value "a=2:NoSchedule" for --register-with-taints: duplicates another taint with the same key and effect`}},
 		{name: "provider", args: []string{"--provider="}, want: []string{`invalid value "" for --provider: must name a provider, such as wasmtime`}},
+		{name: "provider blank", args: []string{"--provider= "}, want: []string{`invalid value "" for --provider: provider names must not be empty`}},
+		{name: "provider empty name", args: []string{"--provider=wasmtime,,cri"}, want: []string{`invalid value "wasmtime,,cri" for --provider: provider names must not be empty`}},
+		{
+			name: "provider repeated",
+			args: []string{"--provider=wasmtime,cri,wasmtime,cri,wasmtime"},
+			want: []string{
+				`invalid value "wasmtime,cri,wasmtime,cri,wasmtime" for --provider: must name each provider once: "wasmtime" is repeated`,
+				`invalid value "wasmtime,cri,wasmtime,cri,wasmtime" for --provider: must name each provider once: "cri" is repeated`,
+			},
+		},
+		{name: "provider from env", env: map[string]string{"KRUSTLET_PROVIDER": "a,a"}, want: []string{`invalid value "a,a" for --provider (from KRUSTLET_PROVIDER): must name each provider once: "a" is repeated`}},
+		{
+			name: "runtime handler names",
+			args: []string{"--runtime-handlers=Fast=wasmtime,a.b=wasmtime,ok=wasmtime"},
+			want: []string{
+				`invalid value "Fast=wasmtime" for --runtime-handlers: handler must be a DNS-1123 label, as RuntimeClass.handler: a lowercase RFC 1123 label must consist of`,
+				`invalid value "a.b=wasmtime" for --runtime-handlers: handler must be a DNS-1123 label, as RuntimeClass.handler: `,
+			},
+		},
+		{
+			name: "runtime handler provider not enabled",
+			args: []string{"--provider=wasmtime,spin", "--runtime-handlers=fast=cri,none="},
+			want: []string{
+				`invalid value "fast=cri" for --runtime-handlers: provider "cri" is not enabled: --provider lists wasmtime,spin`,
+				`invalid value "none=" for --runtime-handlers: provider "" is not enabled: --provider lists wasmtime,spin`,
+			},
+		},
+		{
+			name: "runtime handler from env",
+			env:  map[string]string{"KRUSTLET_RUNTIME_HANDLERS": "fast=cri"},
+			want: []string{`invalid value "fast=cri" for --runtime-handlers (from KRUSTLET_RUNTIME_HANDLERS): provider "cri" is not enabled: --provider lists wasmtime`},
+		},
 		{
 			name: "insecure registries",
 			args: []string{"--insecure-registries=https://r.io,r.io/path,r.io:0,r.io:,Bad_Host,localhost:5000,[::1]:5000,10.0.0.1"},
@@ -94,6 +126,14 @@ func TestValidationErrors(t *testing.T) {
 				`invalid value "70000" for --port (from config file field "port"): must be between 1 and 65535`,
 				`invalid value "Nope" for --authorization-mode (from config file field "authorization.mode"): must be Webhook or AlwaysAllow`,
 				`invalid value "-1" for --max-pods (from KRUSTLET_MAX_PODS): must be greater than 0`,
+			},
+		},
+		{
+			name: "krustlet document fields are named",
+			file: "---\n" + krustletHeader + "providers: [a, a]\nruntimeHandlers:\n  fast: b\n",
+			want: []string{
+				`invalid value "a,a" for --provider (from config file field "providers"): must name each provider once: "a" is repeated`,
+				`invalid value "fast=b" for --runtime-handlers (from config file field "runtimeHandlers"): provider "b" is not enabled: --provider lists a,a`,
 			},
 		},
 		{
@@ -146,6 +186,7 @@ func TestFlagSyntaxErrors(t *testing.T) {
 		{"eviction operator", []string{"--eviction-hard=memory.available>1Gi"}, `invalid argument "memory.available>1Gi" for "--eviction-hard" flag: malformed pair, expect string<string`},
 		{"label without value", []string{"--node-labels=a"}, `invalid argument "a" for "--node-labels" flag: malformed pair, expect string=string`},
 		{"port not a number", []string{"--port=http"}, `invalid argument "http" for "--port" flag`},
+		{"runtime handler without provider", []string{"--runtime-handlers=fast"}, `invalid argument "fast" for "--runtime-handlers" flag: malformed pair, expect string=string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

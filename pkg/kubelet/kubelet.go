@@ -39,7 +39,7 @@ const maxNodeImages = 50
 func Run(ctx context.Context, cfg *config.Config) error {
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
-	logger.Info("Starting krustlet", "version", version.Get().Long(), "providers", providerNames(cfg), "dataDir", cfg.DataDir)
+	logger.Info("Starting krustlet", "version", version.Get().Long(), "providers", cfg.Providers, "dataDir", cfg.DataDir)
 	clk := clock.RealClock{}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	watches := newWatches(client, cfg.NodeName)
-	router, err := runtimeclass.NewRouter(runtimes, handlerMap(cfg), watches.runtimeClasses.Get)
+	router, err := runtimeclass.NewRouter(runtimes, cfg.Handlers(), watches.runtimeClasses.Get)
 	if err != nil {
 		return err
 	}

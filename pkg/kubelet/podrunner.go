@@ -8,14 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
-	nodelisters "k8s.io/client-go/listers/node/v1"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	nodelisters "k8s.io/client-go/listers/node/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -42,7 +42,9 @@ type watches struct {
 }
 
 // runtimeClassGetter looks a RuntimeClass up in the informer's cache.
-type runtimeClassGetter struct{ lister nodelisters.RuntimeClassLister }
+type runtimeClassGetter struct {
+	lister nodelisters.RuntimeClassLister
+}
 
 func (g runtimeClassGetter) Get(name string) (*nodev1.RuntimeClass, error) { return g.lister.Get(name) }
 

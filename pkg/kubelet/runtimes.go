@@ -32,7 +32,7 @@ const (
 // newRuntimes builds every provider the node runs, the default first.
 func newRuntimes(cfg *config.Config) ([]runtimeclass.Runtime, error) {
 	var out []runtimeclass.Runtime
-	for _, name := range providerNames(cfg) {
+	for _, name := range cfg.Providers {
 		p, err := provider.New(name, provider.Options{
 			DataDir:            filepath.Join(cfg.DataDir, "providers", name),
 			NodeName:           cfg.NodeName,
@@ -117,13 +117,6 @@ func providerHealth(ctx context.Context, router *runtimeclass.Router) []error {
 		}
 	}
 	return errs
-}
-
-// providerNames and handlerMap read the providers and handlers of cfg.
-func providerNames(cfg *config.Config) []string { return []string{cfg.Provider} }
-
-func handlerMap(cfg *config.Config) map[string]string {
-	return map[string]string{cfg.Provider: cfg.Provider}
 }
 
 // allImages lists the images of every provider that keeps some.

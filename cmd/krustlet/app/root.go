@@ -30,8 +30,10 @@ flags are the kubelet's wherever the two share a setting.
 Every flag can also be set with an environment variable: KRUSTLET_ followed by
 the flag name in upper case, with "-" replaced by "_" (--node-name is
 KRUSTLET_NODE_NAME, -v is KRUSTLET_V). --config names a kubelet
-KubeletConfiguration file (kubelet.config.k8s.io/v1beta1). A flag beats its
-environment variable, which beats the config file, which beats the default.`
+KubeletConfiguration file (kubelet.config.k8s.io/v1beta1), which may also hold
+a KrustletConfiguration document (krustlet.dev/v1alpha1) for --provider and
+--runtime-handlers. A flag beats its environment variable, which beats the
+config file, which beats the default.`
 
 const example = `  # Join a cluster with a bootstrap kubeconfig
   krustlet --bootstrap-kubeconfig=/etc/krustlet/bootstrap.conf --node-name=wasm-1

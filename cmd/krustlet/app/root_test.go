@@ -117,9 +117,9 @@ func TestFlagsMarkdown(t *testing.T) {
 			t.Errorf("unexpected row %q", l)
 		}
 	}
-	// One row per flag: 44 node flags, -v and --vmodule.
-	if got := len(lines) - 2; got != 46 {
-		t.Errorf("%d rows, want 46", got)
+	// One row per flag: 45 node flags, -v and --vmodule.
+	if got := len(lines) - 2; got != 47 {
+		t.Errorf("%d rows, want 47", got)
 	}
 }
 
@@ -195,7 +195,7 @@ func TestEnvironmentReachesRun(t *testing.T) {
 		{"env beats file", cfg.MaxPods, int32(42)},
 		{"file beats default", cfg.Port, int32(10300)},
 		{"alias env", cfg.Address.String(), "10.9.9.9"},
-		{"default", cfg.Provider, "wasmtime"},
+		{"default provider", cfg.DefaultProvider(), "wasmtime"},
 		{"config file from env", cfg.ConfigFile, file},
 	}
 	for _, tt := range tests {
