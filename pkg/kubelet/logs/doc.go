@@ -41,6 +41,8 @@
 // rotation as across Writer's. It serves what the kubelet's
 // pkg/kubelet/kuberuntime/logs serves, with two differences: tailLines
 // counts lines of output, so a line split into partial entries counts once
-// where the kubelet counts the entries of the file; and timestamps are
-// printed in time.RFC3339Nano, without the kubelet's fixed nine digits.
+// (and a last one with no full entry, as containerd leaves output that ends
+// without a newline, counts too) where the kubelet counts the entries of
+// the file; and timestamps are printed in time.RFC3339Nano, without the
+// kubelet's fixed nine digits.
 package logs

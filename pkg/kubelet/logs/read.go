@@ -296,15 +296,17 @@ func reopen(ctx context.Context, clk clock.Clock, path string) (*os.File, error)
 	return nil, fmt.Errorf("log file %s did not reappear after rotation", path)
 }
 
-// tail keeps the entries of the last n lines (a line may span several
-// partial entries).
+// tail keeps the entries of the last n lines. A line may span several
+// partial entries; it ends at a full one, or at the last entry, for a line
+// still being written or one a runtime ended without its newline (a stream
+// that closes mid-line ends in a partial entry in containerd's logs).
 func tail(entries []entry, n int) []entry {
 	if n == 0 {
 		return nil
 	}
 	lines := 0
 	for i := len(entries) - 1; i >= 0; i-- {
-		if entries[i].full {
+		if entries[i].full || i == len(entries)-1 {
 			lines++
 			if lines > n {
 				return entries[i+1:]

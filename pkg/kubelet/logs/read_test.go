@@ -173,24 +173,29 @@ func TestReadMissingFile(t *testing.T) {
 // it (internal/cri/io/logger.go): time.Now() in the local zone formatted
 // with time.RFC3339Nano, so trailing zeros of the fraction are dropped and
 // the offset is the zone's; a line over the limit split into P entries; an
-// empty line as "<time> <stream> F " with nothing after the space.
+// empty line as "<time> <stream> F " with nothing after the space; and
+// output that ends without a newline when the stream closes as a last P
+// entry that no F follows.
 func TestReadContainerdFormat(t *testing.T) {
 	const file = "2026-11-25T11:00:00.1+01:00 stdout F hello\n" +
 		"2026-11-25T11:00:00.12+01:00 stderr F oops\n" +
 		"2026-11-25T11:00:01+01:00 stdout P a long line spl\n" +
 		"2026-11-25T11:00:01.000000001+01:00 stdout F it in two\n" +
 		"2026-11-25T11:00:02.123456789+01:00 stdout F \n" +
-		"2026-11-25T11:00:03.5+01:00 stdout F bye\n"
+		"2026-11-25T11:00:03.5+01:00 stdout F bye\n" +
+		"2026-11-25T11:00:04+01:00 stdout P no newline at exit\n"
 	path := writeFile(t, file)
 	for _, tc := range []struct {
 		name string
 		o    ReadOptions
 		want string
 	}{
-		{"everything", ReadOptions{}, "hello\noops\na long line split in two\n\nbye\n"},
-		{"tail", ReadOptions{TailLines: ptr(3)}, "a long line split in two\n\nbye\n"},
-		{"since", ReadOptions{Since: time.Date(2026, 11, 25, 10, 0, 0, 110_000_000, time.UTC)}, "oops\na long line split in two\n\nbye\n"},
-		{"timestamps as written", ReadOptions{Timestamps: true, TailLines: ptr(2)}, "2026-11-25T11:00:02.123456789+01:00 \n2026-11-25T11:00:03.5+01:00 bye\n"},
+		{"everything", ReadOptions{}, "hello\noops\na long line split in two\n\nbye\nno newline at exit"},
+		{"tail", ReadOptions{TailLines: ptr(4)}, "a long line split in two\n\nbye\nno newline at exit"},
+		{"tail of the unterminated last line", ReadOptions{TailLines: ptr(1)}, "no newline at exit"},
+		{"since", ReadOptions{Since: time.Date(2026, 11, 25, 10, 0, 0, 110_000_000, time.UTC)}, "oops\na long line split in two\n\nbye\nno newline at exit"},
+		{"timestamps as written", ReadOptions{Timestamps: true, TailLines: ptr(3)},
+			"2026-11-25T11:00:02.123456789+01:00 \n2026-11-25T11:00:03.5+01:00 bye\n2026-11-25T11:00:04+01:00 no newline at exit"},
 		{"limitBytes", ReadOptions{LimitBytes: ptr(12)}, "hello\noops\na"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,4 +390,18 @@ func TestReadFollowsKubeletRotation(t *testing.T) {
 	s.waitFor(t, "one\ntwo\nthree\nfour\n")
 	cancel()
 	waitDone(t, done)
+}
+
+// TestReadTailOfALineBeingWritten tails a run whose last line is still
+// being written in partial entries: that line is the last one.
+func TestReadTailOfALineBeingWritten(t *testing.T) {
+	path := writeFile(t, sampleLog+"2026-11-25T10:00:08Z stdout P fi\n2026-11-25T10:00:09Z stdout P v\n")
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, ""}, {1, "fiv"}, {2, "four\nfiv"}, {3, "\nfour\nfiv"}} {
+		if got := readAll(t, path, ReadOptions{TailLines: ptr(tc.n)}); got != tc.want {
+			t.Errorf("tail %d: read %q, want %q", tc.n, got, tc.want)
+		}
+	}
 }
