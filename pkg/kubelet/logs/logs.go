@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,52 @@ func ContainerDir(root, namespace, name, uid, container string) string {
 // RunPath is the log file of run restartCount of a container.
 func RunPath(containerDir string, restartCount int32) string {
 	return filepath.Join(containerDir, strconv.Itoa(int(restartCount))+".log")
+}
+
+// Runs lists the run numbers that have a log file in containerDir,
+// ascending; none when the directory does not exist.
+func Runs(containerDir string) []int32 {
+	entries, _ := os.ReadDir(containerDir)
+	var runs []int32
+	for _, e := range entries {
+		base, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(base, 10, 32); err == nil && n >= 0 {
+			runs = append(runs, int32(n))
+		}
+	}
+	slices.Sort(runs)
+	return runs
+}
+
+// Errors of RunFile. Both are the request's fault: the log asked for does
+// not exist (yet).
+var (
+	// ErrNoLog means the container has no log file: it has not started.
+	ErrNoLog = errors.New("no log yet")
+	// ErrNoPreviousRun means the previous run was asked for and the
+	// container has at most one run with a log.
+	ErrNoPreviousRun = errors.New("no previous run")
+)
+
+// RunFile returns the log file of the latest run in containerDir and its
+// run number, or with previous those of the run before it. Its errors wrap
+// ErrNoLog or ErrNoPreviousRun.
+func RunFile(containerDir string, previous bool) (string, int32, error) {
+	runs := Runs(containerDir)
+	i := len(runs) - 1
+	if previous {
+		i--
+	}
+	if i < 0 {
+		if previous {
+			return "", 0, fmt.Errorf("%w in %s", ErrNoPreviousRun, containerDir)
+		}
+		return "", 0, fmt.Errorf("%w in %s", ErrNoLog, containerDir)
+	}
+	return RunPath(containerDir, runs[i]), runs[i], nil
 }
 
 // Rotated lists the rotated files of the run log at path, oldest first,

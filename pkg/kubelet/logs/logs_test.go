@@ -2,6 +2,7 @@ package logs
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -332,5 +333,64 @@ func TestNewWriterTruncatesAndFailsCleanly(t *testing.T) {
 	// The directory cannot be made under a file.
 	if _, err := NewWriter(filepath.Join(path, "x", "0.log"), Options{}); err == nil {
 		t.Error("NewWriter under a file succeeded")
+	}
+}
+
+func touch(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRuns(t *testing.T) {
+	dir := t.TempDir()
+	touch(t, dir, "10.log", "2.log", "0.log", "3.log.20261125-100000.000000001", "4.log.20261125-100000",
+		"notes.txt", "app.log", "-1.log", "99999999999.log", "1.log.gz")
+	if got, want := Runs(dir), []int32{0, 2, 10}; !slices.Equal(got, want) {
+		t.Errorf("Runs = %v, want %v", got, want)
+	}
+	if got := Runs(filepath.Join(dir, "missing")); len(got) != 0 {
+		t.Errorf("Runs of a missing dir = %v", got)
+	}
+}
+
+func TestRunFile(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		files    []string
+		previous bool
+		wantRun  int32
+		wantErr  error
+	}{
+		{name: "no log", wantErr: ErrNoLog},
+		{name: "no log, previous", previous: true, wantErr: ErrNoPreviousRun},
+		{name: "only rotated files", files: []string{"0.log.20261125-100000"}, wantErr: ErrNoLog},
+		{name: "first run", files: []string{"0.log"}, wantRun: 0},
+		{name: "first run, previous", files: []string{"0.log"}, previous: true, wantErr: ErrNoPreviousRun},
+		{name: "latest", files: []string{"9.log", "10.log", "8.log.20261125-100000"}, wantRun: 10},
+		{name: "previous", files: []string{"9.log", "10.log", "8.log.20261125-100000"}, previous: true, wantRun: 9},
+		{name: "previous across a gap", files: []string{"2.log", "5.log"}, previous: true, wantRun: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			touch(t, dir, tc.files...)
+			path, run, err := RunFile(dir, tc.previous)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Errorf("error = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || run != tc.wantRun || path != RunPath(dir, tc.wantRun) {
+				t.Errorf("RunFile = %s, %d, %v; want run %d", path, run, err, tc.wantRun)
+			}
+		})
+	}
+	// A container dir that does not exist yet has no log.
+	if _, _, err := RunFile(filepath.Join(t.TempDir(), "app"), false); !errors.Is(err, ErrNoLog) {
+		t.Errorf("missing dir: %v", err)
 	}
 }

@@ -3,10 +3,7 @@ package pods
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -48,37 +45,15 @@ func (m *Manager) LogFile(namespace, name, container string, previous bool) (str
 		return "", nil, fmt.Errorf("%w: container %q is not in pod %q", ErrNotFound, container, name)
 	}
 	dir := logs.ContainerDir(m.d.layout.logRoot(), namespace, name, string(pod.UID), container)
-	runs := logRuns(dir)
-	idx := len(runs) - 1
-	if previous {
-		idx--
-	}
-	if idx < 0 {
-		if previous {
-			return "", nil, fmt.Errorf("%w: previous terminated container %q in pod %q not found", ErrBadRequest, container, name)
-		}
+	path, run, err := logs.RunFile(dir, previous)
+	switch {
+	case errors.Is(err, logs.ErrNoPreviousRun):
+		return "", nil, fmt.Errorf("%w: previous terminated container %q in pod %q not found", ErrBadRequest, container, name)
+	case err != nil:
 		return "", nil, fmt.Errorf("%w: container %q in pod %q is waiting to start: no log yet", ErrBadRequest, container, name)
 	}
-	run := runs[idx]
-	id := runID(pod.UID, container, int32(run))
-	return logs.RunPath(dir, int32(run)), func() bool { return m.d.runs.has(id) }, nil
-}
-
-// logRuns lists the run numbers that have a log file, ascending.
-func logRuns(dir string) []int {
-	entries, _ := os.ReadDir(dir)
-	var runs []int
-	for _, e := range entries {
-		base, ok := strings.CutSuffix(e.Name(), ".log")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.Atoi(base); err == nil {
-			runs = append(runs, n)
-		}
-	}
-	slices.Sort(runs)
-	return runs
+	id := runID(pod.UID, container, run)
+	return path, func() bool { return m.d.runs.has(id) }, nil
 }
 
 func hasContainer(pod *v1.Pod, name string) bool {

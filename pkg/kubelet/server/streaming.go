@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/klog/v2"
 
@@ -182,6 +184,11 @@ func (s *Server) proxyStream(w http.ResponseWriter, r *http.Request, loc *url.UR
 type errorResponder struct{}
 
 func (errorResponder) Error(w http.ResponseWriter, r *http.Request, err error) {
-	klog.FromContext(r.Context()).Error(err, "Proxying a stream failed")
-	http.Error(w, err.Error(), http.StatusInternalServerError)
+	code := http.StatusInternalServerError
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Code != 0 {
+		code = int(status.Status().Code)
+	}
+	klog.FromContext(r.Context()).V(2).Info("Proxying a stream failed", "err", err, "code", code)
+	http.Error(w, err.Error(), code)
 }
