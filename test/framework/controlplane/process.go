@@ -161,3 +161,8 @@ func FreePort() (int, error) {
 	}
 	return ports[0], nil
 }
+
+// Done is closed when a process started (and waited for) by this process
+// has ended; Exited then returns its error. It is nil for a process this
+// one did not start.
+func (p *Process) Done() <-chan struct{} { return p.done }
