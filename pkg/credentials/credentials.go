@@ -18,7 +18,7 @@ import (
 // Source gives the registry credentials for a pod's images, as the kubelet
 // assembles them: the pod's imagePullSecrets, then those of its service
 // account that the pod does not list already, then the node's Docker config
-// file. It implements the core's pods.CredentialSource and is safe for
+// file. It implements provider.CredentialSource and is safe for
 // concurrent use.
 //
 // Secrets and the service account are read through Client with the node's

@@ -15,11 +15,10 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/krustlet/krustlet-go/pkg/kubelet/pods"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
-var _ pods.CredentialSource = (*Source)(nil)
+var _ provider.CredentialSource = (*Source)(nil)
 
 func dockerSecret(t *testing.T, name string, creds ...provider.Credential) *v1.Secret {
 	t.Helper()

@@ -22,6 +22,9 @@
 //	ImageLister            the Node's status.images
 //	ImageGarbageCollector  remove unused images as the disk fills
 //
+// The core resolves a pod's registry credentials once, for every provider,
+// through a CredentialSource (pkg/credentials implements it).
+//
 // Each implementation pins what it implements:
 //
 //	var (

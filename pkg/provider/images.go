@@ -35,6 +35,14 @@ type ImageGarbageCollector interface {
 	RunImageGC(ctx context.Context, inUse func() []string) error
 }
 
+// CredentialSource resolves the registry credentials of a pod's images: its
+// image pull secrets, its service account's and the node's configuration
+// (pkg/credentials). The core passes them in PullRequest.Credentials to
+// whichever provider runs the pod. It must be safe for concurrent use.
+type CredentialSource interface {
+	Credentials(ctx context.Context, pod *v1.Pod) ([]Credential, error)
+}
+
 // PullRequest asks for one image.
 type PullRequest struct {
 	// Image is the container's image reference as written in the pod.

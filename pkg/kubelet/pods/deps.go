@@ -15,6 +15,7 @@ import (
 	"github.com/krustlet/krustlet-go/pkg/kubelet/logs"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/runtimeclass"
 	"github.com/krustlet/krustlet-go/pkg/kubelet/status"
+	"github.com/krustlet/krustlet-go/pkg/provider"
 )
 
 // deps is what a worker uses beyond its own pod: the parts shared by every
@@ -28,7 +29,7 @@ type deps struct {
 	status      *status.Manager
 	volumes     VolumeManager
 	containers  ConfigBuilder
-	credentials CredentialSource // optional
+	credentials provider.CredentialSource // optional
 	router      Router
 	metrics     *metrics
 	nodeIPs     []net.IP

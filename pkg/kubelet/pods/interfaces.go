@@ -35,11 +35,6 @@ type ConfigBuilder interface {
 	Mounts(pod *v1.Pod, c *v1.Container, env []provider.EnvVar, volumes map[string]string) ([]provider.Mount, error)
 }
 
-// CredentialSource returns the registry credentials for a pod's images:
-// its pull secrets, its service account's and the node's.
-type CredentialSource interface {
-	Credentials(ctx context.Context, pod *v1.Pod) ([]provider.Credential, error)
-}
 
 // ErrVolumeSourceMissing marks a volume whose source (ConfigMap, Secret)
 // does not exist yet.

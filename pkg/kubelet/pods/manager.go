@@ -51,7 +51,7 @@ type Config struct {
 	Volumes    VolumeManager
 	Containers ConfigBuilder
 	// Credentials gives registry credentials for a pod; optional.
-	Credentials CredentialSource
+	Credentials provider.CredentialSource
 	// Node returns the Node object for admission.
 	Node func() (*v1.Node, error)
 	// LogMaxSize and LogMaxFiles rotate the container logs the core writes.
