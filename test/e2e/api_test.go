@@ -230,7 +230,7 @@ func TestNodeStatsAndMetrics(t *testing.T) {
 
 // Direct requests to the node API: no credentials → 401; a token without
 // rights → 403; with nodes/proxy → 200; a certificate of another CA → 401;
-// exec → 501.
+// exec in an unknown pod → 404, in a Wasm pod → 501 naming the provider.
 func TestNodeAPIAuth(t *testing.T) {
 	t.Parallel()
 	n := podNode(t)
@@ -306,8 +306,15 @@ func TestNodeAPIAuth(t *testing.T) {
 	if code, _ := get("/stats/summary", strong, nil); code != http.StatusOK {
 		t.Errorf("token with nodes/stats on /stats/summary: %d, want 200", code)
 	}
-	if code, body := get("/exec/default/x/main", strong, nil); code != http.StatusNotImplemented || !strings.Contains(body, "no shell") {
-		t.Errorf("exec: %d %q, want 501", code, body)
+	if code, _ := get("/exec/default/no-such-pod/main?command=sh", strong, nil); code != http.StatusNotFound {
+		t.Errorf("exec in an unknown pod: %d, want 404", code)
+	}
+	sleeper := createPod(ctx, t, wasmPod(n.Name, testmod(t), "sleep", "1h"))
+	watchPod(ctx, t, sleeper, 2*time.Minute, isPhase(v1.PodRunning))
+	want := "exec is not supported by the wasmtime provider, which runs pod default/" + sleeper.Name
+	if code, body := get("/exec/default/"+sleeper.Name+"/main?command=sh", strong, nil); code != http.StatusNotImplemented ||
+		!strings.Contains(body, want) || !strings.Contains(body, "no shell") {
+		t.Errorf("exec: %d %q, want 501 %q", code, body, want)
 	}
 	if code, _ := get("/containerLogs/default/no-such-pod/main", strong, nil); code != http.StatusNotFound {
 		t.Errorf("logs of an unknown pod: %d, want 404", code)
