@@ -82,7 +82,7 @@ func TestRuntimeClassRouting(t *testing.T) {
 		if final.Status.Phase != v1.PodSucceeded || final.Spec.NodeName != n.Name {
 			t.Fatalf("pod of class %s: %s on %q", class, describeStatus(final), final.Spec.NodeName)
 		}
-		if got := logText(containerLog(t, n, final, "main", 0)); !slices.Contains(got, "via "+class) {
+		if got := logText(containerLog(t, n, final, "main", 0)); !slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "via "+class) }) {
 			t.Errorf("pod of class %s logged %q", class, got)
 		}
 	}
