@@ -29,6 +29,8 @@ const (
 	DefaultNodeStatusReportFrequency = 5 * time.Minute
 	DefaultNodeLeaseDurationSeconds  = 40
 	DefaultShutdownGracePeriod       = 30 * time.Second
+	DefaultContainerRuntimeEndpoint  = "unix:///run/containerd/containerd.sock"
+	DefaultRuntimeRequestTimeout     = 2 * time.Minute
 )
 
 // DefaultEvictionHard returns the kubelet's default hard eviction thresholds
@@ -173,6 +175,16 @@ type Config struct {
 	// AllowLocalModules lets pods use modules from the local file system
 	// (--x-allow-local-modules). Experimental. Default: false.
 	AllowLocalModules bool
+	// ContainerRuntimeEndpoint is the CRI socket of the cri provider
+	// (--container-runtime-endpoint). Default:
+	// unix:///run/containerd/containerd.sock.
+	ContainerRuntimeEndpoint string
+	// ImageServiceEndpoint is the CRI image service socket
+	// (--image-service-endpoint). Default: ContainerRuntimeEndpoint.
+	ImageServiceEndpoint string
+	// RuntimeRequestTimeout bounds every CRI call but image pulls
+	// (--runtime-request-timeout). Default: 2m.
+	RuntimeRequestTimeout time.Duration
 
 	// RotateCertificates renews the client certificate before it expires
 	// (--rotate-certificates). Default: true.

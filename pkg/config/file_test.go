@@ -122,17 +122,17 @@ func TestConfigFileWarnings(t *testing.T) {
 		},
 		{
 			name: "fields that do not apply",
-			text: "staticPodPath: /etc/kubernetes/manifests\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n" +
+			text: "staticPodPath: /etc/kubernetes/manifests\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\nserializeImagePulls: false\n" +
 				"authentication:\n  webhook:\n    enabled: true\n    cacheTTL: 2m\nauthorization:\n  webhook:\n    cacheAuthorizedTTL: 5m\n" +
 				"featureGates:\n  Foo: true\nfailSwapOn: false\nlogging:\n  format: json\n",
 			want: []string{
 				`config file field "staticPodPath" does not apply to krustlet and is ignored`,
 				`config file field "authentication.webhook.cacheTTL" does not apply to krustlet and is ignored`,
 				`config file field "authorization.webhook.cacheAuthorizedTTL" does not apply to krustlet and is ignored`,
+				`config file field "serializeImagePulls" does not apply to krustlet and is ignored`,
 				`config file field "featureGates" does not apply to krustlet and is ignored`,
 				`config file field "failSwapOn" does not apply to krustlet and is ignored`,
 				`config file field "logging" does not apply to krustlet and is ignored`,
-				`config file field "containerRuntimeEndpoint" does not apply to krustlet and is ignored`,
 			},
 		},
 	}

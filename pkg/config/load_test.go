@@ -95,6 +95,8 @@ func TestDefaults(t *testing.T) {
 		NodeStatusReportFrequency:   5 * time.Minute,
 		NodeLeaseDurationSeconds:    40,
 		ShutdownGracePeriod:         30 * time.Second,
+		ContainerRuntimeEndpoint:    "unix:///run/containerd/containerd.sock",
+		RuntimeRequestTimeout:       2 * time.Minute,
 		EvictionHard: []EvictionThreshold{
 			{Signal: SignalImageFsAvailable, Percentage: 0.15},
 			{Signal: SignalMemoryAvailable, Quantity: q("100Mi")},

@@ -148,6 +148,19 @@ var settings = []setting{
 		value: field("", func(c *Config) *string { return &c.RegistryCAFile })},
 	{flag: "x-allow-local-modules", usage: "Experimental: let pods use modules from the local file system.",
 		value: field(false, func(c *Config) *bool { return &c.AllowLocalModules })},
+	{flag: "container-runtime-endpoint", file: kubeletField("containerRuntimeEndpoint"), usage: "CRI socket of the cri provider's container runtime (unix:///path).",
+		value: field(DefaultContainerRuntimeEndpoint, func(c *Config) *string { return &c.ContainerRuntimeEndpoint }),
+		check: func(c *Config, bad report) { checkEndpoint(c.ContainerRuntimeEndpoint, bad) }},
+	{flag: "image-service-endpoint", file: kubeletField("imageServiceEndpoint"), usage: "CRI image service socket, when it is not --container-runtime-endpoint.",
+		value: field("", func(c *Config) *string { return &c.ImageServiceEndpoint }),
+		check: func(c *Config, bad report) {
+			if c.ImageServiceEndpoint != "" {
+				checkEndpoint(c.ImageServiceEndpoint, bad)
+			}
+		}},
+	{flag: "runtime-request-timeout", file: kubeletField("runtimeRequestTimeout"), usage: "Time limit of each CRI call except image pulls.",
+		value: field(DefaultRuntimeRequestTimeout, func(c *Config) *time.Duration { return &c.RuntimeRequestTimeout }),
+		check: func(c *Config, bad report) { checkPositiveDuration(c.RuntimeRequestTimeout, bad) }},
 
 	{flag: "rotate-certificates", file: kubeletField("rotateCertificates"), usage: "Renew the client certificate before it expires.",
 		value: field(true, func(c *Config) *bool { return &c.RotateCertificates })},
@@ -299,5 +312,13 @@ func landEvictionHard(c *Config, m evictionThresholds, bad report) {
 			t.Quantity = &q
 		}
 		c.EvictionHard = append(c.EvictionHard, t)
+	}
+}
+
+// checkEndpoint accepts a CRI endpoint as the kubelet does: unix:// with an
+// absolute path.
+func checkEndpoint(v string, bad report) {
+	if p, ok := strings.CutPrefix(v, "unix://"); !ok || !strings.HasPrefix(p, "/") {
+		bad(v, "must be unix:// followed by an absolute path")
 	}
 }

@@ -104,18 +104,25 @@ func (b *Builder) HasSynced() bool { return b.services.HasSynced() }
 // $(VAR) references expanded from env ($$ escapes a $). Without a command,
 // argv[0] is the container's name (a module has no image entrypoint).
 func (b *Builder) Args(_ *v1.Pod, c *v1.Container, env []provider.EnvVar) []string {
-	mapping := expansion.MappingFuncFor(envMap(env))
-	argv := make([]string, 0, max(len(c.Command), 1)+len(c.Args))
-	if len(c.Command) == 0 {
-		argv = append(argv, c.Name)
+	command, args := b.Command(c, env)
+	if len(command) == 0 {
+		command = []string{c.Name}
 	}
+	return append(command, args...)
+}
+
+// Command returns the container's command and args, each with $(VAR)
+// references expanded from env, kept apart for runtimes whose images have
+// an entrypoint.
+func (b *Builder) Command(c *v1.Container, env []provider.EnvVar) (command, args []string) {
+	mapping := expansion.MappingFuncFor(envMap(env))
 	for _, s := range c.Command {
-		argv = append(argv, expansion.Expand(s, mapping))
+		command = append(command, expansion.Expand(s, mapping))
 	}
 	for _, s := range c.Args {
-		argv = append(argv, expansion.Expand(s, mapping))
+		args = append(args, expansion.Expand(s, mapping))
 	}
-	return argv
+	return command, args
 }
 
 // Mounts maps the container's volumeMounts to host paths, in order.

@@ -448,6 +448,13 @@ func TestArgs(t *testing.T) {
 			if got := b.Args(newPod(tc.c), &tc.c, env); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Args = %q, want %q", got, tc.want)
 			}
+			// Apart, for images with an entrypoint: nothing stands in for
+			// a missing command.
+			command, args := b.Command(&tc.c, env)
+			if got := append(append([]string{}, command...), args...); len(tc.c.Command) == 0 && !reflect.DeepEqual(got, tc.want[1:]) ||
+				len(tc.c.Command) > 0 && !reflect.DeepEqual(got, tc.want) || len(command) != len(tc.c.Command) {
+				t.Errorf("Command = %q, %q", command, args)
+			}
 		})
 	}
 }

@@ -42,6 +42,10 @@ func newRuntimes(cfg *config.Config) ([]runtimeclass.Runtime, error) {
 
 			ImageGCHighThresholdPercent: cfg.ImageGCHighThresholdPercent,
 			ImageGCLowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
+
+			ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
+			ImageServiceEndpoint:     cfg.ImageServiceEndpoint,
+			RuntimeRequestTimeout:    cfg.RuntimeRequestTimeout,
 		})
 		if err != nil {
 			return nil, err

@@ -33,6 +33,13 @@ type Options struct {
 	// and 80.
 	ImageGCHighThresholdPercent int32
 	ImageGCLowThresholdPercent  int32
+	// ContainerRuntimeEndpoint and ImageServiceEndpoint are the CRI
+	// sockets (--container-runtime-endpoint, --image-service-endpoint)
+	// for providers that drive a CRI runtime; RuntimeRequestTimeout
+	// bounds each call but pulls (--runtime-request-timeout).
+	ContainerRuntimeEndpoint string
+	ImageServiceEndpoint     string
+	RuntimeRequestTimeout    time.Duration
 }
 
 // Factory builds a provider.

@@ -70,8 +70,14 @@ type ContainerConfig struct {
 	PodUID, Namespace, PodName, Name string
 	// Image is the result of PullImage for this container's image.
 	Image Image
-	// Args is the full argv, argv[0] included.
+	// Args is the full argv, argv[0] included: the command and args with
+	// $(VAR) expanded, or the container's name as argv[0] when the pod
+	// gives no command (a Wasm module has no image entrypoint).
 	Args []string
+	// Command and CommandArgs are the pod's command and args, expanded,
+	// kept apart for runtimes whose images have an entrypoint (CRI): an
+	// empty Command keeps the image's ENTRYPOINT, empty CommandArgs its CMD.
+	Command, CommandArgs []string
 	// Env is the resolved environment, in order.
 	Env []EnvVar
 	// WorkingDir is the guest's working directory, if set.

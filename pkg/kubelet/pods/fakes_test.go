@@ -284,6 +284,10 @@ func (b *fakeBuilder) Args(_ *v1.Pod, c *v1.Container, _ []provider.EnvVar) []st
 	return append([]string{c.Name}, c.Args...)
 }
 
+func (b *fakeBuilder) Command(c *v1.Container, _ []provider.EnvVar) ([]string, []string) {
+	return c.Command, c.Args
+}
+
 func (b *fakeBuilder) Mounts(*v1.Pod, *v1.Container, []provider.EnvVar, map[string]string) ([]provider.Mount, error) {
 	return nil, nil
 }

@@ -31,6 +31,9 @@ type ConfigBuilder interface {
 	Env(ctx context.Context, pod *v1.Pod, c *v1.Container) ([]provider.EnvVar, error)
 	// Args returns the full argv with $(VAR) references expanded from env.
 	Args(pod *v1.Pod, c *v1.Container, env []provider.EnvVar) []string
+	// Command returns the container's command and args apart, expanded
+	// from env (ContainerConfig.Command and CommandArgs).
+	Command(c *v1.Container, env []provider.EnvVar) (command, args []string)
 	// Mounts maps the container's volumeMounts to host paths.
 	Mounts(pod *v1.Pod, c *v1.Container, env []provider.EnvVar, volumes map[string]string) ([]provider.Mount, error)
 }

@@ -203,6 +203,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 		Resources:  resources(c),
 		LogPath:    logs.RunPath(containerDir, runIndex),
 	}
+	cfg.Command, cfg.CommandArgs = w.d.containers.Command(c, env)
 	// The core writes the log unless the provider's runtime does.
 	var lw *logs.Writer
 	if _, ok := p.(provider.RuntimeLogs); !ok {
