@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/krustlet/krustlet-go/pkg/cri"
 	"github.com/krustlet/krustlet-go/pkg/provider"
 	"github.com/krustlet/krustlet-go/pkg/registry"
 	"github.com/krustlet/krustlet-go/pkg/version"
@@ -15,6 +17,24 @@ import (
 // The providers built into this binary, by the name --provider takes.
 func init() {
 	provider.Register("wasmtime", newWasmtime)
+	provider.Register("cri", newCRI)
+}
+
+// connectTimeout bounds the first contact with a CRI runtime at start.
+const connectTimeout = 30 * time.Second
+
+// newCRI builds the provider of ordinary containers on the CRI runtime at
+// --container-runtime-endpoint; the agent does not start when the runtime
+// does not answer.
+func newCRI(o provider.Options) (provider.Provider, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	return cri.New(ctx, cri.Options{
+		Name:           "cri",
+		Endpoint:       o.ContainerRuntimeEndpoint,
+		ImageEndpoint:  o.ImageServiceEndpoint,
+		RequestTimeout: o.RuntimeRequestTimeout,
+	})
 }
 
 // newWasmtime builds the wasmtime provider with OCI registries as its

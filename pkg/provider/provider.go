@@ -116,6 +116,9 @@ type Resources struct {
 	MemoryLimitBytes int64
 	// CPULimitMillis is the CPU limit in millicores.
 	CPULimitMillis int64
+	// CPURequestMillis is the CPU request in millicores (CPU shares for
+	// runtimes that weigh containers).
+	CPURequestMillis int64
 }
 
 // ExitStatus is how one run ended.

@@ -59,6 +59,9 @@ func resources(c *v1.Container) provider.Resources {
 	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
 		r.CPULimitMillis = q.MilliValue()
 	}
+	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
+		r.CPURequestMillis = q.MilliValue()
+	}
 	return r
 }
 
