@@ -25,6 +25,8 @@ const (
 	DefaultContainerLogMaxFiles      = 5
 	DefaultKubeAPIQPS                = 50
 	DefaultKubeAPIBurst              = 100
+	DefaultEventRecordQPS            = 50
+	DefaultEventBurst                = 100
 	DefaultNodeStatusUpdateFrequency = 10 * time.Second
 	DefaultNodeStatusReportFrequency = 5 * time.Minute
 	DefaultNodeLeaseDurationSeconds  = 40
@@ -217,6 +219,12 @@ type Config struct {
 	// (--kube-api-qps, --kube-api-burst). Default: 50 and 100.
 	KubeAPIQPS   int32
 	KubeAPIBurst int32
+	// EventRecordQPS and EventBurst limit the events sent to the API
+	// server, through a client of their own so that events never delay
+	// status updates (--event-qps, 0 for no limit; --event-burst).
+	// Default: 50 and 100.
+	EventRecordQPS int32
+	EventBurst     int32
 	// NodeStatusUpdateFrequency is how often the node status is computed
 	// (--node-status-update-frequency). Default: 10s.
 	NodeStatusUpdateFrequency time.Duration

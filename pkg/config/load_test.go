@@ -91,6 +91,8 @@ func TestDefaults(t *testing.T) {
 		ContainerLogMaxFiles:        5,
 		KubeAPIQPS:                  50,
 		KubeAPIBurst:                100,
+		EventRecordQPS:              50,
+		EventBurst:                  100,
 		NodeStatusUpdateFrequency:   10 * time.Second,
 		NodeStatusReportFrequency:   5 * time.Minute,
 		NodeLeaseDurationSeconds:    40,

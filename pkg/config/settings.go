@@ -214,6 +214,16 @@ var settings = []setting{
 	{flag: "kube-api-burst", file: kubeletField("kubeAPIBurst"), usage: "Burst of queries to the API server.",
 		value: field(DefaultKubeAPIBurst, func(c *Config) *int32 { return &c.KubeAPIBurst }),
 		check: func(c *Config, bad report) { checkPositive(c.KubeAPIBurst, bad) }},
+	{flag: "event-qps", file: kubeletField("eventRecordQPS"), usage: "Events per second sent to the API server, through a client of their own; 0 for no limit.",
+		value: field(int32(DefaultEventRecordQPS), func(c *Config) *int32 { return &c.EventRecordQPS }),
+		check: func(c *Config, bad report) {
+			if c.EventRecordQPS < 0 {
+				bad(itoa(c.EventRecordQPS), "must be 0 (no limit) or more")
+			}
+		}},
+	{flag: "event-burst", file: kubeletField("eventBurst"), usage: "Burst of events sent to the API server (with --event-qps > 0).",
+		value: field(int32(DefaultEventBurst), func(c *Config) *int32 { return &c.EventBurst }),
+		check: func(c *Config, bad report) { checkPositive(c.EventBurst, bad) }},
 	{flag: "node-status-update-frequency", file: kubeletField("nodeStatusUpdateFrequency"), usage: "How often the node status is computed.",
 		value: field(DefaultNodeStatusUpdateFrequency, func(c *Config) *time.Duration { return &c.NodeStatusUpdateFrequency }),
 		check: func(c *Config, bad report) { checkPositiveDuration(c.NodeStatusUpdateFrequency, bad) }},

@@ -64,6 +64,10 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	events, err := kubernetes.NewForConfig(creds.events)
+	if err != nil {
+		return err
+	}
 	watches := newWatches(client, cfg.NodeName)
 	router, err := runtimeclass.NewRouter(runtimes, cfg.Handlers(), watches.runtimeClasses.Get)
 	if err != nil {
@@ -118,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	podRunner, err := newPodRunner(gctx, cfg, client, watches, router, ips, clk, metrics)
+	podRunner, err := newPodRunner(gctx, cfg, client, events, watches, router, ips, clk, metrics)
 	if err != nil {
 		return err
 	}
@@ -201,7 +205,7 @@ func waitAndStop(ctx, gctx context.Context, g *errgroup.Group, cfg *config.Confi
 
 // clientCredentials are the API client configurations of the running agent.
 type clientCredentials struct {
-	client, heartbeat *rest.Config
+	client, heartbeat, events *rest.Config
 	// clientCA is the configuration whose CA the node trusts.
 	clientCA *rest.Config
 	closeAll func()
@@ -253,7 +257,15 @@ func setUpCredentials(ctx context.Context, cfg *config.Config, metrics *promethe
 	creds.heartbeat = rest.CopyConfig(clientConfig)
 	creds.heartbeat.QPS = -1
 	creds.heartbeat.Timeout = time.Duration(cfg.NodeLeaseDurationSeconds) * time.Second
+	// Events get a client of their own, as the kubelet's, so that a burst
+	// of events never delays a status patch.
+	creds.events = rest.CopyConfig(clientConfig)
+	creds.events.QPS, creds.events.Burst = float32(cfg.EventRecordQPS), int(cfg.EventBurst)
+	if cfg.EventRecordQPS == 0 {
+		creds.events.QPS = -1 // no limit
+	}
 	instrument(creds.client, metrics, "main")
+	instrument(creds.events, metrics, "events")
 	instrument(creds.heartbeat, metrics, "heartbeat")
 	return creds, nil
 }

@@ -94,14 +94,14 @@ type podRunner struct {
 // newPodRunner wires the pod lifecycle: the informers, the event recorder,
 // the status manager, the pod workers and each provider's image garbage
 // collection. The returned runner runs them until ctx ends.
-func newPodRunner(ctx context.Context, cfg *config.Config, client kubernetes.Interface, inf *watches, router *runtimeclass.Router, ips []net.IP, clk clock.WithTicker, metrics prometheus.Registerer) (*podRunner, error) {
+func newPodRunner(ctx context.Context, cfg *config.Config, client, events kubernetes.Interface, inf *watches, router *runtimeclass.Router, ips []net.IP, clk clock.WithTicker, metrics prometheus.Registerer) (*podRunner, error) {
 	podInformer := inf.pods.Core().V1().Pods().Informer()
 	nodeLister := inf.nodes.Core().V1().Nodes().Lister()
 	rcInformer := inf.cluster.Node().V1().RuntimeClasses().Informer()
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 
 	var pm *pods.Manager

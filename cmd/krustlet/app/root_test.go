@@ -118,8 +118,8 @@ func TestFlagsMarkdown(t *testing.T) {
 		}
 	}
 	// One row per flag: 45 node flags, -v and --vmodule.
-	if got := len(lines) - 2; got != 50 {
-		t.Errorf("%d rows, want 50", got)
+	if got := len(lines) - 2; got != 52 {
+		t.Errorf("%d rows, want 52", got)
 	}
 }
 
