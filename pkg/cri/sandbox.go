@@ -116,7 +116,7 @@ func (p *Provider) RemovePod(ctx context.Context, uid string) error {
 // krustlet supports.
 func sandboxConfig(pod *v1.Pod, logDir string) *runtimeapi.PodSandboxConfig {
 	sc := &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID)},
 		LogDirectory: logDir,
 		Labels: map[string]string{
 			labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID), labelManaged: "true",

@@ -38,7 +38,6 @@ type ConfigBuilder interface {
 	Mounts(pod *v1.Pod, c *v1.Container, env []provider.EnvVar, volumes map[string]string) ([]provider.Mount, error)
 }
 
-
 // ErrVolumeSourceMissing marks a volume whose source (ConfigMap, Secret)
 // does not exist yet.
 var ErrVolumeSourceMissing = volume.ErrSourceMissing
