@@ -18,6 +18,7 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,10 +110,17 @@ func TestJoinRegistersNode(t *testing.T) {
 		t.Errorf("client certificate file %s: %v, mode %v; want 0600", pemPath, err, fi)
 	}
 
-	// The Lease: 40 s, owned by the Node, renewed about every 10 s.
-	lease, err := client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, n.Name, metav1.GetOptions{})
+	// The Lease: 40 s, owned by the Node, renewed about every 10 s. Its
+	// controller starts beside the status controller, so the Node may be
+	// Ready a moment before the Lease exists.
+	var lease *coordinationv1.Lease
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		lease, err = client.CoordinationV1().Leases(v1.NamespaceNodeLease).Get(ctx, n.Name, metav1.GetOptions{})
+		return err == nil, nil
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no Lease for the node: %v", err)
 	}
 	if *lease.Spec.LeaseDurationSeconds != 40 || *lease.Spec.HolderIdentity != n.Name {
 		t.Errorf("lease spec %+v", lease.Spec)
