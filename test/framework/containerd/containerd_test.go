@@ -63,10 +63,10 @@ func setupImages(t *testing.T) testImages {
 	return testImages{host: reg.Host, pause: pauseRef, ctrtest: ref}
 }
 
-func startContainerd(t *testing.T, imgs testImages) *Containerd {
+func startContainerd(t *testing.T, imgs testImages, handlers ...string) *Containerd {
 	t.Helper()
 	start := time.Now()
-	c := MustStart(t, Options{Dir: t.TempDir(), RegistryHost: imgs.host, PauseImage: imgs.pause})
+	c := MustStart(t, Options{Dir: t.TempDir(), RegistryHost: imgs.host, PauseImage: imgs.pause, Handlers: handlers})
 	t.Logf("containerd ready in %v (pid %d, pods on %s)", time.Since(start).Round(time.Millisecond), c.PID(), c.Subnet())
 	return c
 }
@@ -93,6 +93,11 @@ type pod struct {
 
 func runPod(t *testing.T, c *Containerd, name string) pod {
 	t.Helper()
+	return runPodWith(t, c, name, DefaultHandler)
+}
+
+func runPodWith(t *testing.T, c *Containerd, name, handler string) pod {
+	t.Helper()
 	uid := randomUID()
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: uid},
@@ -109,7 +114,7 @@ func runPod(t *testing.T, c *Containerd, name string) pod {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	resp, err := c.RuntimeService().RunPodSandbox(t.Context(), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: DefaultHandler})
+	resp, err := c.RuntimeService().RunPodSandbox(t.Context(), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v\ncontainerd log:\n%s", err, tail(c.LogPath(), 20))
 	}
@@ -362,14 +367,26 @@ func TestKillRestartAndStopAfterKill(t *testing.T) {
 }
 
 // Two instances at once get their own networks; each one's pods stay
-// reachable while the other stops.
+// reachable while the other stops. The second one has a second handler.
 func TestTwoInstances(t *testing.T) {
 	imgs := setupImages(t)
 	var urls []string
 	var cs []*Containerd
 	for i, name := range []string{"first", "second"} {
-		c := startContainerd(t, imgs)
-		p := runPod(t, c, name)
+		var c *Containerd
+		var p pod
+		if i == 0 {
+			c = startContainerd(t, imgs)
+			p = runPod(t, c, name)
+		} else {
+			c = startContainerd(t, imgs, DefaultHandler, "other")
+			p = runPodWith(t, c, name, "other")
+			cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "unknown", Namespace: "default", Uid: randomUID()}}
+			_, err := c.RuntimeService().RunPodSandbox(t.Context(), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "unknown"})
+			if err == nil || !strings.Contains(err.Error(), `no runtime for "unknown"`) {
+				t.Errorf("RunPodSandbox with an unknown handler: %v", err)
+			}
+		}
 		pull(t, c, p, imgs.ctrtest)
 		waitState(t, c, runContainer(t, c, p, "serve", imgs.ctrtest), runtimeapi.ContainerState_CONTAINER_RUNNING)
 		urls = append(urls, "http://"+netip.AddrPortFrom(podIP(t, c, p), 8080).String()+"/"+name)
