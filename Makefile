@@ -17,10 +17,18 @@ TEST_TIMEOUT  ?= 45m
 help: ## Show this help.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install what the local cluster needs from Debian (a CNCF distribution registry).
-	@command -v docker-registry >/dev/null || { \
-	  echo "installing Debian's docker-registry (the registry of make up and the tests)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; }
+deps: ## Install what the local cluster and the tests need from Debian (a CNCF distribution registry; containerd, runc and CNI plugins).
+	@need=""; \
+	command -v docker-registry >/dev/null || need="$$need docker-registry"; \
+	PATH="$$PATH:/usr/sbin:/sbin"; \
+	command -v containerd >/dev/null || need="$$need containerd"; \
+	command -v runc >/dev/null || need="$$need runc"; \
+	[ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need="$$need containernetworking-plugins"; \
+	command -v ip >/dev/null || need="$$need iproute2"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing Debian's$$need (the registry of make up and the tests; the CRI tests' runtime)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi
 
 build: ## Build bin/krustlet (cgo: wasmtime-go links its static library).
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/krustlet ./cmd/krustlet
