@@ -123,6 +123,17 @@ func TestCRIProviderBesideWasm(t *testing.T) {
 	}
 	before := running.Status.ContainerStatuses[0]
 
+	// kubectl exec through the API server, the node API and the runtime's
+	// streaming server, with the command's output and exit code.
+	out, err := kubectl(ctx, "exec", server.Name, "--", "/bin/ctrtest", "echo", "inside")
+	if err != nil || strings.TrimSpace(out) != "inside" {
+		t.Errorf("kubectl exec: %v %q", err, out)
+	}
+	out, err = kubectl(ctx, "exec", server.Name, "--", "/bin/ctrtest", "exit", "7")
+	if ee, ok := err.(interface{ ExitCode() int }); !ok || ee.ExitCode() != 7 {
+		t.Errorf("kubectl exec of exit 7: %v %q", err, out)
+	}
+
 	// The agent dies; the container keeps running and is adopted.
 	if err := n.Kill(); err != nil {
 		t.Fatal(err)
