@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -134,6 +136,11 @@ func TestCRIProviderBesideWasm(t *testing.T) {
 		t.Errorf("kubectl exec of exit 7: %v %q", err, out)
 	}
 
+	// kubectl port-forward to the pod's port.
+	if body := portForwardGet(ctx, t, server.Name, 8080, "/forwarded"); !strings.Contains(body, "/forwarded") {
+		t.Errorf("through port-forward the pod answered %q", body)
+	}
+
 	// The agent dies; the container keeps running and is adopted.
 	if err := n.Kill(); err != nil {
 		t.Fatal(err)
@@ -199,4 +206,34 @@ func httpGet(ctx context.Context, t *testing.T, url string) string {
 
 func runtimeClassObject(name, handler string) *nodev1.RuntimeClass {
 	return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: handler}
+}
+
+// portForwardGet runs kubectl port-forward to pod's port and GETs path
+// through it.
+func portForwardGet(ctx context.Context, t *testing.T, pod string, port int, path string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cluster.Binaries.Kubectl, "--kubeconfig", cluster.AdminKubeconfig,
+		"port-forward", "pod/"+pod, "--address=127.0.0.1", fmt.Sprintf(":%d", port))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	// "Forwarding from 127.0.0.1:41234 -> 8080"
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("kubectl port-forward: %v; stderr: %s", err, stderr.String())
+	}
+	local, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "Forwarding from "), " ->")
+	if !ok {
+		t.Fatalf("kubectl port-forward said %q", line)
+	}
+	return httpGet(ctx, t, "http://"+local+path)
 }
