@@ -111,9 +111,10 @@ func CheckBootstrapCredentials(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	who := "the bootstrap credentials"
+	who, hint := "the bootstrap credentials", "they have expired or are not valid for this cluster"
 	if id, _, ok := strings.Cut(cfg.BearerToken, "."); ok {
 		who = fmt.Sprintf("bootstrap token %q", id)
+		hint = fmt.Sprintf(msgTokenInvalid, id)
 	}
 	var lastErr error
 	err = wait.ExponentialBackoffWithContext(ctx, wait.Backoff{Duration: time.Second, Factor: 2, Steps: 8, Cap: 30 * time.Second}, func(ctx context.Context) (bool, error) {
@@ -123,7 +124,8 @@ func CheckBootstrapCredentials(ctx context.Context, cfg *rest.Config) error {
 			klog.FromContext(ctx).V(2).Info("Bootstrap credentials accepted", "user", review.Status.UserInfo.Username, "groups", review.Status.UserInfo.Groups)
 			return true, nil
 		case apierrors.IsUnauthorized(err):
-			return false, fmt.Errorf("%w: the API server refused %s (401 Unauthorized): it has expired, was deleted, or its secret is wrong; create a new token (e.g. kubeadm token create) and join again", ErrBootstrapToken, who)
+			return false, &sentinelError{sentinel: ErrBootstrapToken, msg: fmt.Sprintf(
+				"the API server refused %s (401 Unauthorized): %s", who, hint)}
 		case apierrors.IsForbidden(err) || apierrors.IsNotFound(err):
 			return true, nil // authenticated; the review API is just not open to it
 		}

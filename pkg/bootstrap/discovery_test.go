@@ -188,7 +188,10 @@ func TestDiscover(t *testing.T) {
 			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
 				o.CACertHashes = []string{CAHash(otherCA.cert)}
 			},
-			wantErr:   []string{"does not match", "expected " + CAHash(otherCA.cert), "found "},
+			wantErr: []string{
+				// kubeadm's words (token.go validateClusterCA, pubkeypin.Set.CheckAny).
+				`cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "sha256:`, `" are pinned`,
+				"does not match", "expected " + CAHash(otherCA.cert), "found "},
 			wantReads: 1,
 		},
 		{
@@ -196,7 +199,7 @@ func TestDiscover(t *testing.T) {
 			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
 				o.Token = tokenID + ".ffffffffffffffff"
 			},
-			wantErr:   []string{"signature", `token "abcdef"`, "does not verify"},
+			wantErr:   []string{"failed to verify JWS signature of received cluster info object, can't trust this API Server", `token "abcdef"`, "does not verify"},
 			wantReads: 1,
 		},
 		{
@@ -205,7 +208,9 @@ func TestDiscover(t *testing.T) {
 				data := signedData(t, env.kubeconfig, "zzzzzz", tokenSecret)
 				return func(int) (int, map[string]string) { return http.StatusOK, data }
 			},
-			wantErr:   []string{"no signature", `token "abcdef"`},
+			wantErr: []string{
+				`token id "abcdef" is invalid for this cluster or it has expired. Use "kubeadm token create" on the control-plane node to create a new valid token`,
+				"no signature", `token "abcdef"`},
 			wantReads: 1,
 		},
 		{
@@ -215,7 +220,7 @@ func TestDiscover(t *testing.T) {
 					return http.StatusOK, map[string]string{"jws-kubeconfig-abcdef": "x"}
 				}
 			},
-			wantErr:   []string{`no "kubeconfig" key`},
+			wantErr:   []string{"there is no kubeconfig key in the cluster-info ConfigMap. This API Server isn't set up for token bootstrapping, can't connect", `no "kubeconfig" key`},
 			wantReads: 1,
 		},
 		{
@@ -233,7 +238,7 @@ func TestDiscover(t *testing.T) {
 				data := signedData(t, "{not a kubeconfig", tokenID, tokenSecret)
 				return func(int) (int, map[string]string) { return http.StatusOK, data }
 			},
-			wantErr:   []string{"no valid kubeconfig"},
+			wantErr:   []string{"couldn't parse the kubeconfig file in the cluster-info ConfigMap: "},
 			wantReads: 1,
 		},
 		{
@@ -258,11 +263,46 @@ func TestDiscover(t *testing.T) {
 			wantErr: []string{"no --discovery-token-ca-cert-hash"},
 		},
 		{
+			name: "hash in upper case",
+			opts: func(o *DiscoveryOptions, env *discoveryEnv) {
+				o.CACertHashes = []string{"SHA256:" + strings.ToUpper(strings.TrimPrefix(CAHash(env.ca.cert), "sha256:"))}
+			},
+			wantReads: 2,
+		},
+		{
+			name: "unknown hash format",
+			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
+				o.CACertHashes = []string{"md5:0123"}
+			},
+			wantErr: []string{`invalid discovery token CA certificate hash: unknown hash format "md5". Known format(s) are: sha256`},
+		},
+		{
+			name: "hash without its format",
+			opts: func(o *DiscoveryOptions, env *discoveryEnv) {
+				o.CACertHashes = []string{strings.TrimPrefix(CAHash(env.ca.cert), "sha256:")}
+			},
+			wantErr: []string{`invalid discovery token CA certificate hash: invalid hash, expected "format:hex-value". Known format(s) are: sha256`},
+		},
+		{
+			name: "hash that is not hex",
+			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
+				o.CACertHashes = []string{"sha256:" + strings.Repeat("zz", 32)}
+			},
+			wantErr: []string{`invalid hash "sha256:` + strings.Repeat("zz", 32) + `", could not decode SHA-256 from hex`},
+		},
+		{
+			name: "malformed TLS bootstrap token",
+			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
+				o.TLSBootstrapToken = "short.0123456789abcdef"
+			},
+			wantErr: []string{`token "short.<secret>" is not of the form`},
+		},
+		{
 			name: "malformed hash",
 			opts: func(o *DiscoveryOptions, _ *discoveryEnv) {
 				o.CACertHashes = []string{"sha256:abc"}
 			},
-			wantErr: []string{`invalid --discovery-token-ca-cert-hash "sha256:abc"`},
+			wantErr: []string{`invalid discovery token CA certificate hash: invalid hash "sha256:abc", expected a 32 byte SHA-256 hash, found 1 bytes`},
 		},
 		{
 			name: "anonymous reads forbidden",
@@ -300,7 +340,7 @@ func TestDiscover(t *testing.T) {
 					return http.StatusOK, second
 				}
 			},
-			wantErr:   []string{"changed between"},
+			wantErr:   []string{"the second kubeconfig from the cluster-info ConfigMap (using validated TLS) was different from the first"},
 			wantReads: 2,
 		},
 	}
@@ -327,6 +367,13 @@ func TestDiscover(t *testing.T) {
 			if len(tc.wantErr) > 0 {
 				if !errors.Is(err, ErrDiscovery) {
 					t.Fatalf("Discover() error = %v, want one wrapping ErrDiscovery", err)
+				}
+				// kubeadm's wrapper (discovery.go, For) opens every error.
+				if !strings.HasPrefix(err.Error(), "couldn't validate the identity of the API Server: ") {
+					t.Errorf("error %q does not open with kubeadm's wording", err)
+				}
+				if strings.Contains(err.Error(), ErrDiscovery.Error()) {
+					t.Errorf("error %q shows the sentinel's text", err)
 				}
 				for _, s := range tc.wantErr {
 					if !strings.Contains(err.Error(), s) {
@@ -357,6 +404,32 @@ func TestDiscoverHashMismatchNamesBothHashes(t *testing.T) {
 	}
 	if msg := err.Error(); !strings.Contains(msg, "expected "+want1+" or "+want2) || !strings.Contains(msg, "found "+CAHash(env.ca.cert)) {
 		t.Errorf("error %q does not name the expected hashes and the CA's", msg)
+	}
+	// kubeadm's message, word for word, before krustlet's detail.
+	want := `couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "` +
+		CAHash(env.ca.cert) + `" are pinned (`
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+}
+
+// kubeadm's split: the discovery token checks cluster-info's signature, the
+// TLS bootstrap token is what the kubeconfig authenticates with.
+func TestDiscoverSplitTokens(t *testing.T) {
+	t.Parallel()
+	_, ctx := ktesting.NewTestContext(t)
+	env := newDiscoveryEnv(t)
+	const tlsToken = "ghijkl.ghijklmnopqrstuv"
+	cfg, err := Discover(ctx, DiscoveryOptions{Server: env.srv.URL, Token: testToken, TLSBootstrapToken: tlsToken, CACertHashes: []string{CAHash(env.ca.cert)}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertBootstrapKubeconfig(t, cfg, env.srv.URL, env.ca.pem, tlsToken)
+
+	// The signature is checked with the discovery token, not the other.
+	_, err = Discover(ctx, DiscoveryOptions{Server: env.srv.URL, Token: tlsToken, TLSBootstrapToken: testToken, CACertHashes: []string{CAHash(env.ca.cert)}, Timeout: 5 * time.Second})
+	if !errors.Is(err, ErrDiscovery) || !strings.Contains(err.Error(), `token id "ghijkl" is invalid for this cluster`) {
+		t.Errorf("Discover() with the tokens swapped: %v, want the discovery token refused", err)
 	}
 }
 
@@ -487,7 +560,11 @@ func TestDiscoverGivesUpAtTimeout(t *testing.T) {
 	if err == nil || errors.Is(err, ErrDiscovery) {
 		t.Fatalf("Discover() error = %v, want a timeout that is not a refusal", err)
 	}
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last error") {
+	// kubeadm's wording (discovery.go For, token.go getClusterInfo), with
+	// the last error and the timeout.
+	want := `couldn't validate the identity of the API Server: failed to request the cluster-info ConfigMap: Get "` + server + `/api/v1/namespaces/kube-public/configmaps/cluster-info?timeout=10s": dial tcp `
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), want) ||
+		!strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "gave up after the discovery timeout of 200ms") {
 		t.Errorf("error %q does not say it timed out and why", err)
 	}
 	if elapsed := time.Since(start); elapsed > 3*time.Second {

@@ -6,6 +6,11 @@
 //     the JWS signature the controller-manager's bootstrapsigner made with
 //     the token, pins the cluster CA by its public-key hash, and returns a
 //     bootstrap kubeconfig (kubeadm's token discovery).
+//   - DiscoverFromFile loads a kubeconfig from a file or an https:// URL,
+//     checks that the API server it names answers over TLS verified with
+//     the CA it names, and returns a bootstrap kubeconfig with a TLS
+//     bootstrap token or the file's own credentials (kubeadm's file
+//     discovery).
 //   - LoadClientConfig and NewClientCertificateManager request a client
 //     certificate (CN system:node:NAME, O system:nodes, signer
 //     kubernetes.io/kube-apiserver-client-kubelet) with the bootstrap
@@ -21,7 +26,12 @@
 //     certificate (signer kubernetes.io/kubelet-serving) with the node's
 //     host name and addresses as SANs.
 //
+// Discovery errors read as kubeadm join's, word for word where kubeadm has
+// words for them ("couldn't validate the identity of the API Server: ..."),
+// so that what is known about a failed kubeadm join applies; krustlet's own
+// detail follows in parentheses.
+//
 // Changes from krustlet: certificates.k8s.io/v1 instead of v1beta1 (gone
 // since Kubernetes 1.22), ECDSA P-256 keys, rotation of both certificates,
-// and token discovery with CA pinning.
+// and kubeadm's token discovery with CA pinning and file discovery.
 package bootstrap

@@ -20,22 +20,25 @@ import (
 // test ends. Its data dir and log live in the test's temp dir.
 func joinNode(t *testing.T, cp *controlplane.ControlPlane, name string, extra ...string) *krustlet.Node {
 	t.Helper()
+	return joinNodeWith(t, cp, krustlet.Options{Name: name, Extra: extra})
+}
+
+// joinNodeWith is joinNode with more options; the data and log dirs are
+// set here.
+func joinNodeWith(t *testing.T, cp *controlplane.ControlPlane, o krustlet.Options) *krustlet.Node {
+	t.Helper()
 	dir := t.TempDir()
-	n, err := krustlet.Join(krustletBin, cp, krustlet.Options{
-		Name:    name,
-		DataDir: filepath.Join(dir, "data"),
-		LogDir:  filepath.Join(dir, "logs"),
-		Extra:   extra,
-	})
+	o.DataDir, o.LogDir = filepath.Join(dir, "data"), filepath.Join(dir, "logs")
+	n, err := krustlet.Join(krustletBin, cp, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := n.Cleanup(); err != nil {
-			t.Errorf("stopping node %s: %v", name, err)
+			t.Errorf("stopping node %s: %v", o.Name, err)
 		}
 		if t.Failed() {
-			t.Logf("log of node %s:\n%s", name, readTail(n.LogPath(), 60))
+			t.Logf("log of node %s:\n%s", o.Name, readTail(n.LogPath(), 60))
 		}
 	})
 	return n

@@ -1,7 +1,8 @@
 // Package app builds the krustlet command line: the root command that loads
 // and validates the node configuration (package config) and hands it to a
-// RunFunc, and the subcommands around it (version, and the hidden flags
-// command that prints the flag reference for the README).
+// RunFunc, and the subcommands around it (join, which takes the command
+// line kubeadm join takes, version, and the hidden flags command that
+// prints the flag references for the README).
 //
 // The command does not start anything itself, so it can be tested in
 // process and the node agent can be wired in by main:

@@ -7,22 +7,29 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/krustlet/krustlet-go/pkg/config"
 )
 
 // newFlagsCommand returns the hidden "flags" command, which prints the flag
-// reference of the root command; `krustlet flags --markdown` generates the
-// README's table.
+// reference of the root command, or with the argument "join" the flags
+// join adds to those; `krustlet flags --markdown [join]` generates the
+// README's tables.
 func newFlagsCommand() *cobra.Command {
 	var markdown bool
 	cmd := &cobra.Command{
-		Use:    "flags",
-		Short:  "Print every flag with its alias, environment variable and default",
-		Args:   cobra.NoArgs,
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			docs := config.FlagDocs(cmd.Root().LocalFlags())
+		Use:       "flags [join]",
+		Short:     "Print every flag with its alias, environment variable and default",
+		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: []string{"join"},
+		Hidden:    true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := cmd.Root().LocalFlags()
+			if len(args) == 1 {
+				fs = ownFlags(subcommand(cmd.Root(), args[0]), fs)
+			}
+			docs := config.FlagDocs(fs)
 			if markdown {
 				return writeMarkdown(cmd.OutOrStdout(), docs)
 			}
@@ -31,6 +38,27 @@ func newFlagsCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "Print a Markdown table.")
 	return cmd
+}
+
+// subcommand returns root's subcommand called name.
+func subcommand(root *cobra.Command, name string) *cobra.Command {
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			return c
+		}
+	}
+	panic("no subcommand " + name) // ValidArgs lists only existing ones
+}
+
+// ownFlags returns the flags of cmd that shared does not hold.
+func ownFlags(cmd *cobra.Command, shared *pflag.FlagSet) *pflag.FlagSet {
+	own := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if shared.Lookup(f.Name) == nil {
+			own.AddFlag(f)
+		}
+	})
+	return own
 }
 
 func writeMarkdown(w io.Writer, docs []config.FlagDoc) error {

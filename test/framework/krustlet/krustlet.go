@@ -60,6 +60,11 @@ type Options struct {
 	Detach bool
 	// Extra flags.
 	Extra []string
+	// Discovery replaces the discovery arguments of the join command line
+	// (e.g. the endpoint and flags kubeadm token create --print-join-command
+	// prints, or --discovery-file); nil means --server, --token and
+	// --discovery-token-ca-cert-hash of cp.
+	Discovery []string
 }
 
 // Join runs `krustlet join` against cp with its token, as an operator would.
@@ -82,11 +87,15 @@ func Join(bin string, cp *controlplane.ControlPlane, o Options) (*Node, error) {
 		"--data-dir=" + o.DataDir,
 		"-v=2",
 	}, o.Extra...)
-	args := append([]string{"join",
-		"--server=" + cp.APIServerURL,
-		"--token=" + cp.Token,
-		"--discovery-token-ca-cert-hash=" + cp.PKI.CAHash(),
-	}, n.Args...)
+	discovery := o.Discovery
+	if discovery == nil {
+		discovery = []string{
+			"--server=" + cp.APIServerURL,
+			"--token=" + cp.Token,
+			"--discovery-token-ca-cert-hash=" + cp.PKI.CAHash(),
+		}
+	}
+	args := append(append([]string{"join"}, discovery...), n.Args...)
 	p, err := controlplane.StartProcess(o.Name, bin, args, o.LogDir, o.Detach)
 	if err != nil {
 		return nil, err
