@@ -137,7 +137,7 @@ func up(ctx context.Context, dir, krustletBin string) error {
 	if err := waitForNode(ctx, cp, nodeName, node.LogPath()); err != nil {
 		return err
 	}
-	join := fmt.Sprintf("krustlet join --server %s --token %s --discovery-token-ca-cert-hash %s", cp.APIServerURL, cp.Token, cp.PKI.CAHash())
+	join := fmt.Sprintf("krustlet join %s --token %s --discovery-token-ca-cert-hash %s", strings.TrimPrefix(cp.APIServerURL, "https://"), cp.Token, cp.PKI.CAHash())
 	env := strings.Join([]string{
 		"# Source this file: . " + filepath.Join(dir, "env"),
 		"export KUBECONFIG=" + shellQuote(cp.AdminKubeconfig),

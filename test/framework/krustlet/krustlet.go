@@ -90,7 +90,7 @@ func Join(bin string, cp *controlplane.ControlPlane, o Options) (*Node, error) {
 	discovery := o.Discovery
 	if discovery == nil {
 		discovery = []string{
-			"--server=" + cp.APIServerURL,
+			strings.TrimPrefix(cp.APIServerURL, "https://"),
 			"--token=" + cp.Token,
 			"--discovery-token-ca-cert-hash=" + cp.PKI.CAHash(),
 		}
