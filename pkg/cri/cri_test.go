@@ -91,6 +91,9 @@ func TestSandboxAndContainer(t *testing.T) {
 	if err != nil || again.ID != sb.ID || len(r.rt.Sandboxes) != 1 {
 		t.Fatalf("second StartPod: %v, %s vs %s, %d sandboxes", err, again.ID, sb.ID, len(r.rt.Sandboxes))
 	}
+	if uids, err := r.p.ListPods(ctx); err != nil || !slices.Equal(uids, []string{"uid-1"}) {
+		t.Errorf("ListPods = %v, %v", uids, err)
+	}
 	fsb := r.rt.Sandboxes[sb.ID]
 	if fsb.RuntimeHandler != "" || fsb.Labels[labelPodUID] != "uid-1" || fsb.Metadata.Name != "web" {
 		t.Errorf("sandbox: handler %q labels %v", fsb.RuntimeHandler, fsb.Labels)

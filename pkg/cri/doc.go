@@ -13,7 +13,8 @@
 //	                CRI-format log at the path the core chose (RuntimeLogs)
 //	Wait / Stop     ContainerStatus until exited; StopContainer with the
 //	                grace period (SIGTERM, then SIGKILL)
-//	StopPod         StopPodSandbox; RemovePod: RemovePodSandbox
+//	StopPod         StopPodSandbox; RemovePod: RemovePodSandbox; ListPods
+//	                for the core to remove the sandboxes of deleted pods
 //	PullImage       ImageStatus / PullImage with the pod's credentials
 //	ListImages      ListImages, for the Node's status.images
 //	Healthy         Status: RuntimeReady and NetworkReady

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -81,6 +82,21 @@ func (p *Provider) sandboxes(ctx context.Context, uid string) ([]string, error) 
 		ids = append(ids, s.Id)
 	}
 	return ids, nil
+}
+
+// ListPods lists the pods that have a sandbox this agent made.
+func (p *Provider) ListPods(ctx context.Context) ([]string, error) {
+	list, err := p.runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{labelManaged: "true"}})
+	if err != nil {
+		return nil, err
+	}
+	var uids []string
+	for _, s := range list {
+		if uid := s.Labels[labelPodUID]; uid != "" && !slices.Contains(uids, uid) {
+			uids = append(uids, uid)
+		}
+	}
+	return uids, nil
 }
 
 // StopPod stops every sandbox of the pod.

@@ -36,6 +36,10 @@ type PodSandboxer interface {
 	StopPod(ctx context.Context, uid string) error
 	// RemovePod removes everything the sandbox holds.
 	RemovePod(ctx context.Context, uid string) error
+	// ListPods lists the UIDs of the pods that have a sandbox, ready or
+	// not. After a restart the core removes those of pods that no longer
+	// exist.
+	ListPods(ctx context.Context) ([]string, error)
 }
 
 // PodConfig is what a pod sandbox is created from.

@@ -34,6 +34,7 @@ type sandboxProvider struct {
 	removed   []string
 	alive     []provider.RunningContainer // listed by ListContainers
 	adopted   map[string]*fakeContainer
+	orphans   []string // sandboxes of pods deleted while the agent was down
 }
 
 var (
@@ -70,6 +71,18 @@ func (p *sandboxProvider) RemovePod(_ context.Context, uid string) error {
 	defer p.mu.Unlock()
 	p.removed = append(p.removed, uid)
 	return nil
+}
+
+func (p *sandboxProvider) ListPods(context.Context) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var uids []string
+	for _, c := range p.started {
+		if !slices.Contains(p.removed, string(c.Pod.UID)) {
+			uids = append(uids, string(c.Pod.UID))
+		}
+	}
+	return append(uids, p.orphans...), nil
 }
 
 func (p *sandboxProvider) WritesContainerLogs() {}
@@ -300,5 +313,21 @@ func TestAdoptionAfterAgentRestart(t *testing.T) {
 	h.waitRunning(pod.UID, "app", 3)
 	if run := sb.fakeProvider.run(t, "app", 0); !strings.HasSuffix(run.cfg.ID, "_app_3") {
 		t.Errorf("next run ID = %q, want run 3", run.cfg.ID)
+	}
+}
+
+func TestOrphanSandboxesRemovedAtStart(t *testing.T) {
+	sb := newSandboxProvider()
+	sb.orphans = []string{"gone-uid"}
+	cls := &classes{m: map[string]string{"containers": "sandboxed"}}
+	h := newHarness(t, withRuntimes(sb, cls))
+	live := newPod("live", v1.RestartPolicyAlways, withClass("containers"))
+	h.start(live)
+	h.waitRunning(live.UID, "app", 0)
+	sb.mu.Lock()
+	removed := slices.Clone(sb.removed)
+	sb.mu.Unlock()
+	if !slices.Equal(removed, []string{"gone-uid"}) {
+		t.Fatalf("removed sandboxes %v, want only the deleted pod's", removed)
 	}
 }

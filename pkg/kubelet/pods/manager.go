@@ -298,6 +298,7 @@ func (m *Manager) removeOrphans(ctx context.Context) {
 			logger.Info("Removed files of a pod deleted while the agent was down", "podUID", uid)
 		}
 	}
+	m.removeOrphanSandboxes(ctx)
 	logDirs, _ := os.ReadDir(m.d.layout.logRoot())
 	for _, e := range logDirs {
 		uid := types.UID(lastField(e.Name()))
@@ -306,6 +307,41 @@ func (m *Manager) removeOrphans(ctx context.Context) {
 		m.mu.Unlock()
 		if !known {
 			_ = os.RemoveAll(filepath.Join(m.d.layout.logRoot(), e.Name()))
+		}
+	}
+}
+
+// removeOrphanSandboxes removes the sandboxes (and so the containers) that
+// providers whose runs outlive the agent still hold for pods that no longer
+// exist.
+func (m *Manager) removeOrphanSandboxes(ctx context.Context) {
+	lister, ok := m.d.router.(interface{ Runtimes() []runtimeclass.Runtime })
+	if !ok {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	for _, r := range lister.Runtimes() {
+		sb, ok := r.Provider.(provider.PodSandboxer)
+		if !ok {
+			continue
+		}
+		uids, err := sb.ListPods(ctx)
+		if err != nil {
+			logger.Error(err, "Listing the pod sandboxes of a provider failed", "provider", r.Name)
+			continue
+		}
+		for _, uid := range uids {
+			m.mu.Lock()
+			_, known := m.workers[types.UID(uid)]
+			m.mu.Unlock()
+			if known {
+				continue
+			}
+			if err := sb.RemovePod(ctx, uid); err != nil {
+				logger.Error(err, "Removing the sandbox of a deleted pod failed", "provider", r.Name, "podUID", uid)
+			} else {
+				logger.Info("Removed the sandbox of a pod deleted while the agent was down", "provider", r.Name, "podUID", uid)
+			}
 		}
 	}
 }
