@@ -19,6 +19,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/krustlet/krustlet-go/test/framework/containerd"
@@ -161,6 +163,27 @@ func TestCRIProviderBesideWasm(t *testing.T) {
 	if body := httpGet(ctx, t, fmt.Sprintf("http://%s/again", net.JoinHostPort(ip.String(), "8080"))); !strings.Contains(body, "/again") {
 		t.Errorf("the adopted pod answered %q", body)
 	}
+
+	// The pod is deleted while the agent is down: its sandbox and
+	// container go when the agent is back.
+	if err := n.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.AdminClient().CoreV1().Pods(server.Namespace).Delete(ctx, server.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		resp, err := ctrd.RuntimeService().ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+			LabelSelector: map[string]string{"io.kubernetes.pod.uid": string(server.UID)}}})
+		return err == nil && len(resp.Items) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("the sandbox of a pod deleted while the agent was down is still there: %v", err)
+	}
+	t.Logf("container %s adopted across an agent crash; its sandbox removed after the pod was deleted while the agent was down", cs.ContainerID)
 }
 
 // runtimeClassFor creates a RuntimeClass of handler without scheduling
