@@ -143,7 +143,13 @@ type container struct {
 	id string
 }
 
-var _ provider.Container = (*container)(nil)
+var (
+	_ provider.Container   = (*container)(nil)
+	_ provider.RuntimeIDer = (*container)(nil)
+)
+
+// RuntimeID is the runtime's container ID.
+func (c *container) RuntimeID() string { return c.id }
 
 // Wait asks the runtime until the container exited.
 func (c *container) Wait(ctx context.Context) (provider.ExitStatus, error) {

@@ -85,11 +85,11 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
-	rs, err := remote.NewRemoteRuntimeService(ctx, o.Endpoint, o.RequestTimeout, nil, false)
+	rs, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(o.Endpoint).WithConnectionTimeout(o.RequestTimeout).Build(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cri provider: connecting to %s: %w", o.Endpoint, err)
 	}
-	is, err := remote.NewRemoteImageService(ctx, o.ImageEndpoint, o.RequestTimeout, nil, false)
+	is, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(o.ImageEndpoint).WithConnectionTimeout(o.RequestTimeout).Build(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cri provider: connecting to the image service %s: %w", o.ImageEndpoint, err)
 	}

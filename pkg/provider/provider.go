@@ -40,6 +40,14 @@ type Container interface {
 	Stop(ctx context.Context, grace time.Duration) error
 }
 
+// RuntimeIDer is implemented by container handles whose runtime names the
+// run with an ID of its own (a CRI container ID). It becomes the container
+// status' containerID (RUNTIME://ID), so that the runtime's tools find the
+// container; without it the core uses ContainerConfig.ID.
+type RuntimeIDer interface {
+	RuntimeID() string
+}
+
 // NodeInfo is what a provider adds to the Node.
 type NodeInfo struct {
 	// Labels and Taints are added at registration.

@@ -99,7 +99,8 @@ func TestCRIProviderBesideWasm(t *testing.T) {
 		t.Fatalf("container pod: %s", describeStatus(echo))
 	}
 	cs := echo.Status.ContainerStatuses[0]
-	if !strings.HasPrefix(cs.ContainerID, "containerd://") || !strings.Contains(cs.ImageID, "@sha256:") {
+	// The runtime's own container ID, as crictl shows it.
+	if id, ok := strings.CutPrefix(cs.ContainerID, "containerd://"); !ok || len(id) != 64 || !strings.Contains(cs.ImageID, "@sha256:") {
 		t.Errorf("containerID %q imageID %q", cs.ContainerID, cs.ImageID)
 	}
 	if got := logText(containerLog(t, n, echo, "main", 0)); !slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, "hello from a container") }) {

@@ -225,7 +225,11 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 	st.startFailedAt = time.Time{}
 	st.restartCount = max(st.runs-1, 0)
 	st.current, st.waiting = r, nil
-	st.containerID = p.Node().RuntimeName + "://" + id
+	runtimeID := id
+	if r, ok := handle.(provider.RuntimeIDer); ok && r.RuntimeID() != "" {
+		runtimeID = r.RuntimeID()
+	}
+	st.containerID = p.Node().RuntimeName + "://" + runtimeID
 	st.imageID = img.ID
 	w.d.metrics.containerStarted(pod, r)
 	w.d.runs.add(RunningContainer{Pod: pod, Container: c.Name, ID: id, StartedAt: r.startedAt, Provider: p})
