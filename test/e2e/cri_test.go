@@ -138,6 +138,13 @@ func TestCRIProviderBesideWasm(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "inside" {
 		t.Errorf("kubectl exec: %v %q", err, out)
 	}
+	// With -i, standard input streams into the command.
+	stdinExec := exec.CommandContext(ctx, cluster.Binaries.Kubectl, "--kubeconfig", cluster.AdminKubeconfig,
+		"exec", "-i", server.Name, "--", "/bin/ctrtest", "cat", "/dev/stdin")
+	stdinExec.Stdin = strings.NewReader("sent through stdin\n")
+	if b, err := stdinExec.CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "sent through stdin" {
+		t.Errorf("kubectl exec -i: %v %q", err, b)
+	}
 	out, err = kubectl(ctx, "exec", server.Name, "--", "/bin/ctrtest", "exit", "7")
 	if ee, ok := err.(interface{ ExitCode() int }); !ok || ee.ExitCode() != 7 {
 		t.Errorf("kubectl exec of exit 7: %v %q", err, out)
