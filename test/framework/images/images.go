@@ -8,18 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +24,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/krustlet/krustlet-go/test/framework/checkout"
+	"github.com/krustlet/krustlet-go/test/framework/gobuild"
 )
 
 // The programs under test/ctr that have images.
@@ -114,7 +110,7 @@ func Build(ctx context.Context, name string) (*Image, error) {
 	if fi, err := os.Stat(pkgDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("no test program %q: %s is not a directory", name, pkgDir)
 	}
-	goBin, goVersion, err := goTool(ctx)
+	goBin, goVersion, err := gobuild.GoTool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +118,7 @@ func Build(ctx context.Context, name string) (*Image, error) {
 	h := sha256.New()
 	cfgJSON, _ := json.Marshal(cfg)
 	fmt.Fprintf(h, "%s\n%s\ngo build CGO_ENABLED=0 GOOS=linux GOARCH=amd64 -trimpath\n%s\n", layout, goVersion, cfgJSON)
-	if err := hashTree(h, pkgDir); err != nil {
+	if err := gobuild.HashTree(h, pkgDir); err != nil {
 		return nil, err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))[:16]
@@ -352,7 +348,7 @@ func buildOnce(dir string, build func(tmp string) error) error {
 		return err
 	}
 	defer lock.Close()
-	if err := flock(lock); err != nil {
+	if err := gobuild.Lock(lock); err != nil {
 		return fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
 	if _, err := os.Stat(dir); err == nil {
@@ -370,66 +366,4 @@ func buildOnce(dir string, build func(tmp string) error) error {
 		return err
 	}
 	return os.Rename(tmp, dir)
-}
-
-func flock(f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
-
-// hashTree adds every regular file under dir (name and content) to h.
-func hashTree(h io.Writer, dir string) error {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.Sort(files)
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	return nil
-}
-
-var (
-	goMu             sync.Mutex
-	goBin, goVersion string
-)
-
-// goTool finds the go command and its version, once per process. go test
-// puts the go command that runs it first in PATH.
-func goTool(ctx context.Context) (string, string, error) {
-	goMu.Lock()
-	defer goMu.Unlock()
-	if goBin != "" {
-		return goBin, goVersion, nil
-	}
-	bin, err := exec.LookPath("go")
-	if err != nil {
-		return "", "", fmt.Errorf("building test programs needs the go command: %w", err)
-	}
-	out, err := exec.CommandContext(ctx, bin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", "", fmt.Errorf("%s env GOVERSION: %w", bin, err)
-	}
-	goBin, goVersion = bin, string(bytes.TrimSpace(out))
-	return goBin, goVersion, nil
 }

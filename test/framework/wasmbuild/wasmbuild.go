@@ -16,24 +16,19 @@
 package wasmbuild
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/krustlet/krustlet-go/test/framework/checkout"
+	"github.com/krustlet/krustlet-go/test/framework/gobuild"
 )
 
 // CacheDir is where built modules are kept between runs, under wasm/ (see
@@ -60,13 +55,13 @@ func Build(ctx context.Context, name string) (string, error) {
 	if fi, err := os.Stat(pkgDir); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("no test module %q: %s is not a directory", name, pkgDir)
 	}
-	goBin, goVersion, err := goTool(ctx)
+	goBin, goVersion, err := gobuild.GoTool(ctx)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "go build GOOS=wasip1 GOARCH=wasm -trimpath\n%s\n", goVersion)
-	if err := hashTree(h, pkgDir); err != nil {
+	if err := gobuild.HashTree(h, pkgDir); err != nil {
 		return "", err
 	}
 	out := cachedPath(name, h.Sum(nil), ".wasm")
@@ -144,7 +139,7 @@ func buildOnce(out string, build func(tmp string) error) error {
 		return err
 	}
 	defer lock.Close()
-	if err := flock(lock); err != nil {
+	if err := gobuild.Lock(lock); err != nil {
 		return fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -156,66 +151,4 @@ func buildOnce(out string, build func(tmp string) error) error {
 		return err
 	}
 	return os.Rename(tmp, out)
-}
-
-func flock(f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
-
-// hashTree adds every regular file under dir (name and content) to h.
-func hashTree(h interface{ Write([]byte) (int, error) }, dir string) error {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.Sort(files)
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	return nil
-}
-
-var (
-	goMu             sync.Mutex
-	goBin, goVersion string
-)
-
-// goTool finds the go command and its version, once per process. go test
-// puts the go command that runs it first in PATH.
-func goTool(ctx context.Context) (string, string, error) {
-	goMu.Lock()
-	defer goMu.Unlock()
-	if goBin != "" {
-		return goBin, goVersion, nil
-	}
-	bin, err := exec.LookPath("go")
-	if err != nil {
-		return "", "", fmt.Errorf("building test modules needs the go command: %w", err)
-	}
-	out, err := exec.CommandContext(ctx, bin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", "", fmt.Errorf("%s env GOVERSION: %w", bin, err)
-	}
-	goBin, goVersion = bin, string(bytes.TrimSpace(out))
-	return goBin, goVersion, nil
 }
