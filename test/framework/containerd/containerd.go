@@ -328,11 +328,11 @@ func (c *Containerd) waitReady(ctx context.Context) error {
 			return nil
 		}
 		if done, perr := c.proc.Exited(); done {
-			return fmt.Errorf("containerd exited (%v) before its CRI was ready; log %s:\n%s", perr, c.LogPath(), tail(c.LogPath(), 30))
+			return fmt.Errorf("containerd exited (%v) before its CRI was ready; log %s:\n%s", perr, c.LogPath(), controlplane.Tail(c.LogPath(), 30))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("containerd's CRI was not ready within %v: %w; log %s:\n%s", c.opts.ReadyTimeout, err, c.LogPath(), tail(c.LogPath(), 30))
+			return fmt.Errorf("containerd's CRI was not ready within %v: %w; log %s:\n%s", c.opts.ReadyTimeout, err, c.LogPath(), controlplane.Tail(c.LogPath(), 30))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -575,17 +575,4 @@ func (c *Containerd) leftovers() []string {
 		out = append(out, "bridge "+c.net.Bridge)
 	}
 	return out
-}
-
-// tail returns the last lines of a file, for error messages.
-func tail(path string, lines int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

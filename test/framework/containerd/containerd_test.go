@@ -17,6 +17,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/krustlet/krustlet-go/test/framework/controlplane"
 	"github.com/krustlet/krustlet-go/test/framework/images"
 	"github.com/krustlet/krustlet-go/test/framework/registry"
 )
@@ -116,7 +117,7 @@ func runPodWith(t *testing.T, c *Containerd, name, handler string) pod {
 	start := time.Now()
 	resp, err := c.RuntimeService().RunPodSandbox(t.Context(), &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
-		t.Fatalf("RunPodSandbox: %v\ncontainerd log:\n%s", err, tail(c.LogPath(), 20))
+		t.Fatalf("RunPodSandbox: %v\ncontainerd log:\n%s", err, controlplane.Tail(c.LogPath(), 20))
 	}
 	t.Logf("RunPodSandbox %s: %v", name, time.Since(start).Round(time.Millisecond))
 	return pod{id: resp.GetPodSandboxId(), config: cfg}

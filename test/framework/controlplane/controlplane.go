@@ -388,7 +388,7 @@ func waitHealthy(ctx context.Context, p *Process, url string, transport func() (
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if done, err := p.Exited(); done {
-			return false, fmt.Errorf("%s exited (%v); end of %s:\n%s", p.Name, err, p.Log, tail(p.Log, 20))
+			return false, fmt.Errorf("%s exited (%v); end of %s:\n%s", p.Name, err, p.Log, Tail(p.Log, 20))
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -404,7 +404,7 @@ func waitHealthy(ctx context.Context, p *Process, url string, transport func() (
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for %s to be healthy at %s (last answer: %s): %w; end of %s:\n%s", p.Name, url, last, err, p.Log, tail(p.Log, 20))
+		return fmt.Errorf("waiting for %s to be healthy at %s (last answer: %s): %w; end of %s:\n%s", p.Name, url, last, err, p.Log, Tail(p.Log, 20))
 	}
 	return nil
 }

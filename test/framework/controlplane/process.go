@@ -140,8 +140,8 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// tail returns the last lines of a log file, for error messages.
-func tail(path string, lines int) string {
+// Tail returns the last lines of a log file, for error messages.
+func Tail(path string, lines int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""
