@@ -22,11 +22,14 @@ import (
 // (provider.Streamer); the client's upgraded connection is proxied to it.
 // A provider without the capability gets 501 naming it.
 
-// streamTarget is the pod (and container) a streaming request is for.
+// streamTarget is the pod (and the run of its container) a streaming
+// request is for.
 type streamTarget struct {
 	pod       *v1.Pod
 	container string
-	streamer  provider.Streamer
+	// runID is the provider's ID of the container's run in progress.
+	runID    string
+	streamer provider.Streamer
 }
 
 // target parses /{verb}/{namespace}/{pod}[/{uid}][/{container}] and finds the
@@ -81,17 +84,19 @@ func (s *Server) target(w http.ResponseWriter, r *http.Request, verb string, wit
 		http.Error(w, msg, http.StatusNotImplemented)
 		return streamTarget{}, false
 	}
-	return streamTarget{pod: pod, container: container, streamer: st}, true
-}
-
-// runID is the provider's ID of the container's run in progress.
-func (s *Server) runID(t streamTarget) (string, bool) {
-	for _, rc := range s.o.Pods.RunningContainers() {
-		if rc.Pod.UID == t.pod.UID && rc.Container == t.container {
-			return rc.ID, true
+	t := streamTarget{pod: pod, container: container, streamer: st}
+	if withContainer {
+		for _, rc := range s.o.Pods.RunningContainers() {
+			if rc.Pod.UID == pod.UID && rc.Container == container {
+				t.runID = rc.ID
+			}
+		}
+		if t.runID == "" {
+			http.Error(w, fmt.Sprintf("container %q of pod %q is not running", container, name), http.StatusBadRequest)
+			return streamTarget{}, false
 		}
 	}
-	return "", false
+	return t, true
 }
 
 // streamFlags reads the stdin/stdout/stderr/tty query flags of exec and
@@ -113,18 +118,13 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.runID(t)
-	if !ok {
-		http.Error(w, fmt.Sprintf("container %q of pod %q is not running", t.container, t.pod.Name), http.StatusBadRequest)
-		return
-	}
 	q := r.URL.Query()
 	cmd := q["command"]
 	if len(cmd) == 0 {
 		http.Error(w, "exec needs at least one command parameter", http.StatusBadRequest)
 		return
 	}
-	req := provider.ExecRequest{ContainerID: id, Cmd: cmd}
+	req := provider.ExecRequest{ContainerID: t.runID, Cmd: cmd}
 	req.Stdin, req.Stdout, req.Stderr, req.TTY = streamFlags(q)
 	loc, err := t.streamer.Exec(r.Context(), req)
 	s.proxyStream(w, r, loc, err)
@@ -135,12 +135,7 @@ func (s *Server) attach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.runID(t)
-	if !ok {
-		http.Error(w, fmt.Sprintf("container %q of pod %q is not running", t.container, t.pod.Name), http.StatusBadRequest)
-		return
-	}
-	req := provider.AttachRequest{ContainerID: id}
+	req := provider.AttachRequest{ContainerID: t.runID}
 	req.Stdin, req.Stdout, req.Stderr, req.TTY = streamFlags(r.URL.Query())
 	loc, err := t.streamer.Attach(r.Context(), req)
 	s.proxyStream(w, r, loc, err)
