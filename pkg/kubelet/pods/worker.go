@@ -60,6 +60,9 @@ type worker struct {
 	state atomic.Int32 // podState
 	// route is the provider of the pod, nil until the pod is routed.
 	route atomic.Pointer[runtimeclass.Route]
+	// runtimeName prefixes the pod's container IDs (NAME://ID); read from
+	// the provider once, when the pod is routed.
+	runtimeName string
 
 	// rejected is the admission's refusal, nil when admitted.
 	rejected *admission.Result

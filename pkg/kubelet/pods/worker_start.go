@@ -27,6 +27,7 @@ func (w *worker) ensureSandbox(ctx context.Context, pod *v1.Pod) time.Duration {
 			return w.sandboxFailed(ctx, pod, err)
 		}
 		route = &r
+		w.runtimeName = r.Runtime.Provider.Node().RuntimeName
 		w.route.Store(route)
 		klog.FromContext(ctx).V(2).Info("Pod routed", "provider", r.Runtime.Name, "handler", r.Handler)
 	}
@@ -229,7 +230,7 @@ func (w *worker) run(ctx context.Context, pod *v1.Pod, c *v1.Container, st *cont
 	if r, ok := handle.(provider.RuntimeIDer); ok && r.RuntimeID() != "" {
 		runtimeID = r.RuntimeID()
 	}
-	st.containerID = p.Node().RuntimeName + "://" + runtimeID
+	st.containerID = w.runtimeName + "://" + runtimeID
 	st.imageID = img.ID
 	w.d.metrics.containerStarted(pod, r)
 	w.d.runs.add(RunningContainer{Pod: pod, Container: c.Name, ID: id, StartedAt: r.startedAt, Provider: p})
